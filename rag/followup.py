@@ -1,0 +1,78 @@
+"""Follow-up questions rewritten with the conversation, without a model.
+
+"What did he say about Crimea?" after a turn about Zelenskyy becomes
+"What did Zelenskyy say about Crimea?"; an elliptical "What about Crimea?"
+takes the frame of the previous question. The rewrite is what retrieval
+sees and is returned to the user as ``question_used``.
+"""
+
+from __future__ import annotations
+
+import re
+
+PERSON_PRONOUNS = re.compile(r"\b(he|him|his|she|her|hers)\b", re.I)
+THING_PRONOUNS = re.compile(r"\b(it|its|they|them|their|this|that|these|those)\b(?!\s+(?:is|was|are|were)\b\s*\?)", re.I)
+ENTITY = re.compile(r"\b[A-Z][\w’'-]*(?:\s+(?:of\s+)?[A-Z][\w’'-]*)*")
+ELLIPSIS = re.compile(r"^\s*(?:and\s+)?(?:what|how)\s+about\s+(?P<topic>.+?)\s*\??\s*$", re.I)
+FRAME = re.compile(r"^(?P<head>.*\babout\s+)(?P<topic>.+?)(?P<tail>\s*\??)$", re.I)
+NOT_ENTITIES = {"What", "Who", "When", "Where", "Why", "How", "Which", "Did", "Does", "Do", "Is", "Are",
+                "Was", "Were", "The", "A", "An", "In", "On", "At", "If", "And", "But", "Then", "He", "She",
+                "It", "They", "This", "That", "According", "Can", "Could", "Would", "Should", "I", "You", "We"}
+
+
+def _entities(text: str) -> list[str]:
+    found = []
+    for m in ENTITY.finditer(text):
+        words = m.group(0).split()
+        while words and words[0] in NOT_ENTITIES:
+            words = words[1:]
+        if words:
+            found.append(" ".join(words).rstrip("’'s").rstrip("’'"))
+    return [e for e in found if e]
+
+
+def _person(history: list[dict]) -> str | None:
+    """The most salient single-name entity: latest user turn first, then the latest answer."""
+    for turn in reversed(history):
+        ents = _entities(turn["content"])
+        people = [e for e in ents if e.upper() != e and len(e) > 2]
+        if people:
+            counts = {e: sum(t["content"].count(e) for t in history) for e in people}
+            return max(people, key=lambda e: (counts[e], -people.index(e)))
+    return None
+
+
+def rewrite(question: str, history: list[dict] | None) -> str:
+    """The follow-up as a standalone question (unchanged when it already is one)."""
+    question = question.strip()
+    history = [t for t in (history or []) if t.get("content")]
+    if not history:
+        return question
+    users = [t["content"].strip() for t in history if t.get("role") == "user"]
+    last_user = users[-1] if users else ""
+
+    ellipsis = ELLIPSIS.match(question)
+    if ellipsis and last_user:
+        frame = FRAME.match(last_user)
+        topic = ellipsis.group("topic")
+        if frame:
+            return f"{frame.group('head')}{topic}{frame.group('tail') or '?'}"
+        return f"{last_user.rstrip('?')}, regarding {topic}?"
+
+    rewritten = question
+    if PERSON_PRONOUNS.search(question):
+        person = _person(history)
+        if person:
+            def sub(m):
+                word = m.group(1).lower()
+                if word in ("his", "hers"):
+                    return f"{person}’s"
+                if word == "her":  # object or possessive: both read acceptably as the name
+                    return person
+                return person
+            rewritten = PERSON_PRONOUNS.sub(sub, question, count=1)
+    elif THING_PRONOUNS.search(question) and len(question.split()) <= 12 and last_user:
+        ents = [e for e in _entities(last_user) if e not in rewritten]
+        if ents:
+            rewritten = f"{question.rstrip('?')} ({', '.join(dict.fromkeys(ents))})?"
+    return rewritten

@@ -1,0 +1,165 @@
+"""Ingest: files -> Documents -> chunks -> embeddings -> Store, idempotently.
+
+Unchanged documents (same content hash as their committed record) are
+skipped before any embedding work. Documents are embedded in groups so the
+embedder sees full batches; each document is then committed on its own
+(see ``Store.write`` for the crash-safe write order). One ingest at a time
+per data directory: a second process is refused with a clear message.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+from llama_index.core.schema import Document
+
+from .chunking import chunk_document
+from .embeddings import embed_texts
+from .loaders import Skipped, iter_files, load_file
+from .store import Store
+
+EMBED_GROUP = 256  # chunks embedded together
+
+
+@dataclass
+class IngestReport:
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    failed: list[Skipped] = field(default_factory=list)
+    pruned: list[str] = field(default_factory=list)
+    chunks: int = 0
+    seconds: float = 0.0
+    embed_seconds: float = 0.0
+
+    def summary(self) -> str:
+        rate = self.chunks / self.seconds if self.seconds else 0.0
+        return (f"{len(self.added)} added, {len(self.updated)} updated, {len(self.unchanged)} unchanged, "
+                f"{len(self.failed)} failed, {len(self.pruned)} pruned; {self.chunks} chunks embedded "
+                f"in {self.seconds:.1f}s ({rate:.0f} chunks/s)")
+
+    def to_dict(self) -> dict:
+        return {"added": self.added, "updated": self.updated, "unchanged": self.unchanged,
+                "failed": [{"source": s.source, "reason": s.reason} for s in self.failed],
+                "pruned": self.pruned, "chunks": self.chunks, "seconds": round(self.seconds, 3)}
+
+
+class IngestLocked(RuntimeError):
+    """Another ingest holds the data directory's lock."""
+
+
+@contextmanager
+def ingest_lock(data_dir: Path):
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / "ingest.lock"
+    with open(path, "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            raise IngestLocked(f"another ingest is running on {data_dir} (pid {holder}); "
+                               "wait for it to finish") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(str(os.getpid()))
+        fh.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+class Indexer:
+    def __init__(self, store: Store):
+        self.store = store
+
+    def ingest_documents(self, docs: Iterable[Document | Skipped], report: IngestReport | None = None,
+                         progress: Callable[[int], None] | None = None) -> IngestReport:
+        """Commit documents (or record skips); unchanged ones cost a hash comparison."""
+        report = report or IngestReport()
+        started = time.perf_counter()
+        committed = {r.doc_id: r.doc_hash for r in self.store.documents()}
+        group: list[tuple[Document, list]] = []
+        group_chunks = 0
+
+        def flush():
+            nonlocal group, group_chunks
+            if not group:
+                return
+            nodes = [n for _, ns in group for n in ns]
+            t0 = time.perf_counter()
+            vectors = embed_texts([n.text for n in nodes])
+            report.embed_seconds += time.perf_counter() - t0
+            at = 0
+            for doc, ns in group:
+                self.store.write(doc, ns, vectors[at : at + len(ns)])
+                at += len(ns)
+                doc_id = doc.metadata["doc_id"]
+                (report.updated if doc_id in committed else report.added).append(doc.metadata["source"])
+                committed[doc_id] = doc.metadata["doc_hash"]
+                if progress:
+                    progress(1)
+            report.chunks += len(nodes)
+            group, group_chunks = [], 0
+
+        for doc in docs:
+            if isinstance(doc, Skipped):
+                report.failed.append(doc)
+                if progress:
+                    progress(1)
+                continue
+            if committed.get(doc.metadata["doc_id"]) == doc.metadata["doc_hash"]:
+                report.unchanged.append(doc.metadata["source"])
+                if progress:
+                    progress(1)
+                continue
+            nodes = chunk_document(doc)
+            group.append((doc, nodes))
+            group_chunks += len(nodes)
+            if group_chunks >= EMBED_GROUP:
+                flush()
+        flush()
+        report.seconds += time.perf_counter() - started
+        return report
+
+    def ingest_paths(self, paths: list[Path], prune: bool = False, show_progress: bool = False) -> IngestReport:
+        """Index files and folders; ``prune`` drops documents whose files are gone."""
+        report = IngestReport()
+        started = time.perf_counter()
+        with ingest_lock(Path(self.store.config.data_dir)):
+            self.store.collect_garbage()
+            files = list(iter_files(paths))
+            bar = None
+            if show_progress:
+                from tqdm import tqdm
+
+                bar = tqdm(total=len(files), unit="file", desc="ingest", dynamic_ncols=True)
+            docs = (f if isinstance(f, Skipped) else load_file(f) for f in files)
+            self.ingest_documents(docs, report, progress=bar.update if bar else None)
+            if bar:
+                bar.close()
+            if prune:
+                report.pruned = self.prune_missing(paths)
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def prune_missing(self, roots: list[Path]) -> list[str]:
+        """Delete documents from under ``roots`` whose files no longer exist (uploads are kept)."""
+        roots = [r.resolve() for r in roots]
+        gone = []
+        for record in self.store.documents():
+            if record.source.startswith("upload:"):
+                continue
+            path = Path(record.source).resolve()
+            if any(path == r or path.is_relative_to(r) for r in roots) and not path.exists():
+                self.store.delete(record.doc_id)
+                gone.append(record.source)
+        return gone

@@ -1,0 +1,258 @@
+"""Files to llama-index ``Document``s: text, stable id, source, title, content hash.
+
+A file that cannot be read becomes a ``Skipped`` with a one-line reason;
+loading never raises for a bad file. Supported: .txt .md .html/.htm .pdf .docx.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import re
+from dataclasses import dataclass
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Iterator
+
+from llama_index.core.schema import Document
+
+SUPPORTED = {".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx"}
+MAX_FILE_BYTES = int(os.environ.get("RAG_MAX_FILE_MB", "50")) * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Skipped:
+    source: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"skipped {self.source}: {self.reason}"
+
+
+class LoadError(ValueError):
+    """A file's content cannot be turned into text; the message is the reason."""
+
+
+def doc_id_for(source: str) -> str:
+    """Stable id of a document: derived from its source path, not its content."""
+    return hashlib.sha256(source.encode("utf-8")).hexdigest()[:16]
+
+
+def content_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def source_name(path: Path) -> str:
+    """The path as shown to users: relative to the working directory when inside it."""
+    resolved = path.resolve()
+    try:
+        return resolved.relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return resolved.as_posix()
+
+
+# ---------------------------------------------------------------- decoders
+
+
+def _decode_text(data: bytes) -> str:
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError as exc:
+            raise LoadError(f"invalid UTF-16 at byte {exc.start}") from None
+    if b"\x00" in data[:8192]:
+        raise LoadError("binary file (NUL bytes), not text")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise LoadError(f"not valid UTF-8 (byte {exc.start}); re-save the file as UTF-8") from None
+
+
+class _HTMLText(HTMLParser):
+    SKIP = {"script", "style", "noscript", "template", "svg", "head"}
+    BLOCK = {"p", "div", "br", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "tr",
+             "section", "article", "header", "footer", "blockquote", "pre", "table", "hr", "title"}
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self.skip_depth = 0
+        self.title = ""
+        self.h1 = ""
+        self._in: str | None = None
+
+    def handle_starttag(self, tag, attrs):
+        if tag in self.SKIP and tag != "head":
+            self.skip_depth += 1
+        if tag in ("title", "h1"):
+            self._in = tag
+        if tag in self.BLOCK:
+            self.parts.append("\n")
+
+    def handle_endtag(self, tag):
+        if tag in self.SKIP and tag != "head" and self.skip_depth:
+            self.skip_depth -= 1
+        if tag == self._in:
+            self._in = None
+        if tag in self.BLOCK:
+            self.parts.append("\n")
+
+    def handle_data(self, data):
+        if self._in == "title":
+            self.title += data
+            return
+        if self.skip_depth:
+            return
+        if self._in == "h1":
+            self.h1 += data
+        self.parts.append(data)
+
+
+def _html_text(data: bytes) -> tuple[str, str | None]:
+    parser = _HTMLText()
+    try:
+        parser.feed(_decode_text(data))
+        parser.close()
+    except (RecursionError, AssertionError) as exc:  # pathological markup
+        raise LoadError(f"unparseable HTML ({type(exc).__name__})") from None
+    text = "".join(parser.parts)
+    lines = [re.sub(r"[ \t\r\f\v]+", " ", line).strip() for line in text.split("\n")]
+    text = re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+    title = (parser.title or parser.h1).strip() or None
+    return text, re.sub(r"\s+", " ", title) if title else None
+
+
+def _pdf_text(data: bytes) -> tuple[str, str | None]:
+    from pypdf import PdfReader
+    from pypdf.errors import PdfReadError
+
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        if reader.is_encrypted:
+            try:
+                if not reader.decrypt(""):
+                    raise LoadError("encrypted PDF (password required)")
+            except Exception as exc:  # pypdf raises several types for crypto problems
+                raise LoadError(f"encrypted PDF ({exc})") from None
+        pages = [page.extract_text() or "" for page in reader.pages]
+        title = None
+        if reader.metadata and reader.metadata.title:
+            title = str(reader.metadata.title).strip() or None
+    except LoadError:
+        raise
+    except (PdfReadError, ValueError, KeyError, TypeError, OSError, AttributeError) as exc:
+        raise LoadError(f"corrupt or truncated PDF ({type(exc).__name__}: {str(exc)[:80]})") from None
+    text = "\n\n".join(p.strip() for p in pages if p.strip())
+    if not text:
+        raise LoadError("PDF has no text layer (scanned image?)")
+    return text, title
+
+
+def _docx_text(data: bytes) -> tuple[str, str | None]:
+    import zipfile
+
+    import docx
+
+    try:
+        document = docx.Document(io.BytesIO(data))
+    except (zipfile.BadZipFile, KeyError, ValueError) as exc:
+        raise LoadError(f"corrupt .docx ({type(exc).__name__})") from None
+    paragraphs = [p.text for p in document.paragraphs if p.text.strip()]
+    title = (document.core_properties.title or "").strip() or None
+    return "\n\n".join(paragraphs), title
+
+
+def _first_line_title(text: str) -> str | None:
+    """The first line when it reads like a headline: short and not a full sentence."""
+    for line in text.splitlines():
+        line = line.strip().lstrip("#").strip()
+        if line:
+            return line if len(line) <= 120 and not line.endswith((".", "”", '"')) else None
+    return None
+
+
+def _title_from_name(source: str) -> str:
+    words = re.sub(r"[-_]+", " ", Path(source).stem).strip()
+    return words[:1].upper() + words[1:] if words else source
+
+
+def parse_bytes(data: bytes, suffix: str) -> tuple[str, str | None]:
+    """Extract (text, title-or-None) from file content. Raises LoadError with the reason."""
+    suffix = suffix.lower()
+    if suffix not in SUPPORTED:
+        raise LoadError(f"unsupported file type {suffix or '(none)'}; supported: {', '.join(sorted(SUPPORTED))}")
+    if not data.strip():
+        raise LoadError("empty file")
+    if suffix in (".html", ".htm"):
+        text, title = _html_text(data)
+    elif suffix == ".pdf":
+        if not data.startswith(b"%PDF"):
+            raise LoadError("not a PDF (missing %PDF header)")
+        text, title = _pdf_text(data)
+    elif suffix == ".docx":
+        if not data.startswith(b"PK"):
+            raise LoadError("not a .docx (not a zip container)")
+        text, title = _docx_text(data)
+    else:
+        text = _decode_text(data)
+        title = None
+        if suffix in (".md", ".markdown"):
+            heading = re.search(r"^#\s+(.+)$", text, re.M)
+            title = heading.group(1).strip() if heading else None
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if not text.strip():
+        raise LoadError("no text in file")
+    control = sum(1 for ch in text[:20000] if ord(ch) < 32 and ch not in "\n\t\f\v")
+    if control > 0.01 * min(len(text), 20000):
+        raise LoadError("binary content (control characters), not text")
+    return text, title
+
+
+def make_document(text: str, source: str, title: str | None = None, **extra) -> Document:
+    doc_id = doc_id_for(source)
+    title = title or _first_line_title(text) or _title_from_name(source)
+    metadata = {"doc_id": doc_id, "source": source, "title": title, "doc_hash": content_hash(text), **extra}
+    return Document(id_=doc_id, text=text, metadata=metadata)
+
+
+def load_file(path: Path, source: str | None = None) -> Document | Skipped:
+    """One file to a Document, or a Skipped with the reason."""
+    source = source or source_name(path)
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            return Skipped(source, f"too large ({size / 2**20:.0f} MB > {MAX_FILE_BYTES / 2**20:.0f} MB limit, RAG_MAX_FILE_MB)")
+        text, title = parse_bytes(path.read_bytes(), path.suffix)
+    except LoadError as exc:
+        return Skipped(source, str(exc))
+    except OSError as exc:
+        return Skipped(source, f"cannot read ({exc.strerror or exc})")
+    return make_document(text, source, title)
+
+
+def iter_files(paths: list[Path]) -> Iterator[Path | Skipped]:
+    """Files under the given paths, sorted; symlinks leaving their folder and hidden files are skipped."""
+    for root in paths:
+        if not root.exists():
+            yield Skipped(str(root), "no such file or directory")
+            continue
+        if root.is_file():
+            yield root
+            continue
+        real_root = root.resolve()
+        for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            for name in sorted(filenames):
+                if name.startswith("."):
+                    continue
+                path = Path(dirpath) / name
+                if path.suffix.lower() not in SUPPORTED:
+                    yield Skipped(source_name(path), f"unsupported file type {path.suffix or '(none)'}")
+                    continue
+                if path.is_symlink():
+                    target = path.resolve()
+                    if not target.is_relative_to(real_root):
+                        yield Skipped(source_name(path), "symlink points outside the folder")
+                        continue
+                yield path

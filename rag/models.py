@@ -1,0 +1,40 @@
+"""The Answer contract: one set of Pydantic models shared by the Python API,
+the CLI's ``--json``, the HTTP API and the UI (see DESIGN.md)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+
+class Citation(BaseModel):
+    id: int = Field(description="The n of the [n] marker in the answer text")
+    quote: str = Field(description="Exact substring of the document: document_text[start:end] == quote")
+    doc_id: str
+    source: str
+    title: str
+    start: int = Field(ge=0)
+    end: int = Field(ge=0)
+    score: float = Field(description="How well the quote answers the question (0..1)")
+    role: Literal["support", "related", "contradiction"] = Field(
+        "support", description="support: backs a claim; related: closest passage when abstaining; "
+                               "contradiction: contradicts the question's premise")
+
+
+class Turn(BaseModel):
+    role: Literal["user", "assistant", "system"]
+    content: str = Field(max_length=20_000)
+
+
+class Answer(BaseModel):
+    answer: str = Field(description="Answer text with [n] markers")
+    abstained: bool = Field(False, description="True when the documents do not answer the question")
+    status: Literal["answered", "abstained", "premise_contradicted"] = "answered"
+    citations: list[Citation] = Field(default_factory=list)
+    backend: str = "extractive"
+    question: str = ""
+    question_used: str = Field("", description="The question actually answered (follow-ups rewritten with history)")
+    dropped_claims: list[str] = Field(default_factory=list, description="Generated sentences removed by quote checks")
+    note: str | None = Field(None, description="Why the answer was changed, e.g. fallback to extractive")
+    timings_ms: dict[str, float] = Field(default_factory=dict)

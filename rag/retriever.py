@@ -1,0 +1,125 @@
+"""Hybrid retrieval: Chroma dense vectors + BM25, fused, as a llama-index retriever.
+
+Fusion is weighted reciprocal rank fusion: ``sum_s w_s / (k + rank_s)``
+over the dense and lexical rankings (k=60 by default). The weights and
+k are set from the retrieval benchmark (bench/retrieval_quality.py); see
+docs/ARCHITECTURE.md. Each returned node carries ``dense_score``,
+``bm25_score`` and the ranks in its metadata so later stages (answerer,
+abstention) can use the raw signals.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from llama_index.core.base.base_retriever import BaseRetriever
+from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
+from pydantic import PrivateAttr  # noqa: F401  (kept for subclassers)
+
+from .embeddings import MiniLMEmbedding, default_embedding
+from .lexical import BM25
+from .store import Store
+
+
+class LexicalIndex:
+    """A BM25 index over the store's committed chunks, rebuilt when the store changes."""
+
+    def __init__(self, store: Store, check_every: float = 1.0):
+        self.store = store
+        self.check_every = check_every
+        self._lock = threading.Lock()
+        self._token = None
+        self._checked = 0.0
+        self.ids: list[str] = []
+        self.texts: list[str] = []
+        self.metas: list[dict] = []
+        self.bm25 = BM25([])
+
+    def refresh(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._checked < self.check_every:
+            return
+        with self._lock:
+            token = self.store.state_token()
+            self._checked = now
+            if token == self._token and not force:
+                return
+            ids, texts, metas = self.store.visible_chunks()
+            bm25 = BM25(texts)
+            self.ids, self.texts, self.metas, self.bm25 = ids, texts, metas, bm25
+            self._token = token
+
+    def top(self, query: str, n: int):
+        self.refresh()
+        ids, texts, metas, bm25 = self.ids, self.texts, self.metas, self.bm25
+        return [(ids[i], texts[i], metas[i], s) for i, s in bm25.top(query, n)]
+
+
+def _node(chunk_id: str, text: str, meta: dict) -> TextNode:
+    return TextNode(id_=chunk_id, text=text, metadata=dict(meta),
+                    start_char_idx=int(meta["start"]), end_char_idx=int(meta["end"]))
+
+
+class HybridRetriever(BaseRetriever):
+    """Dense + BM25 retrieval over a ``Store`` with weighted reciprocal rank fusion.
+
+    ``mode`` is ``hybrid`` (default), ``dense`` or ``bm25``.
+    """
+
+    def __init__(self, store: Store, embed_model: MiniLMEmbedding | None = None, top_k: int = 6,
+                 mode: str = "hybrid", rrf_k: float = 60.0, dense_weight: float = 1.0,
+                 bm25_weight: float = 1.0, pool: int = 30, lexical: LexicalIndex | None = None):
+        super().__init__()
+        if mode not in ("hybrid", "dense", "bm25"):
+            raise ValueError(f"unknown retrieval mode {mode!r}")
+        self.store = store
+        self.embed_model = embed_model or default_embedding()
+        self.top_k = top_k
+        self.mode = mode
+        self.rrf_k = rrf_k
+        self.dense_weight = dense_weight
+        self.bm25_weight = bm25_weight
+        self.pool = pool
+        self.lexical = lexical or LexicalIndex(store)
+
+    def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
+        return self.search(query_bundle.query_str, self.top_k)
+
+    def search(self, query: str, top_k: int | None = None) -> list[NodeWithScore]:
+        top_k = top_k or self.top_k
+        pool = max(self.pool, top_k)
+        found: dict[str, dict] = {}
+        if self.mode in ("hybrid", "dense"):
+            embedding = self.embed_model.get_query_embedding(query)
+            for rank, hit in enumerate(self.store.query(embedding, pool)):
+                found[hit.chunk_id] = {"text": hit.text, "meta": hit.metadata, "dense": hit.score,
+                                       "dense_rank": rank + 1}
+        if self.mode in ("hybrid", "bm25"):
+            for rank, (cid, text, meta, score) in enumerate(self.lexical.top(query, pool)):
+                entry = found.setdefault(cid, {"text": text, "meta": meta})
+                entry["bm25"] = score
+                entry["bm25_rank"] = rank + 1
+        if self.mode == "hybrid" and found:
+            missing = [cid for cid, e in found.items() if "dense" not in e]
+            if missing:  # exact cosine for lexical-only hits, so every node has both signals
+                embedding = self.embed_model.get_query_embedding(query)
+                got = self.store.chunks.get(ids=missing, include=["embeddings"])
+                import numpy as np
+
+                q = np.asarray(embedding, dtype=np.float32)
+                for cid, emb in zip(got["ids"], got["embeddings"]):
+                    found[cid]["dense"] = float(np.asarray(emb, dtype=np.float32) @ q)
+        results = []
+        for cid, e in found.items():
+            fused = 0.0
+            if "dense_rank" in e:
+                fused += self.dense_weight / (self.rrf_k + e["dense_rank"])
+            if "bm25_rank" in e:
+                fused += self.bm25_weight / (self.rrf_k + e["bm25_rank"])
+            node = _node(cid, e["text"], e["meta"])
+            node.metadata.update({"dense_score": round(e.get("dense", 0.0), 4),
+                                  "bm25_score": round(e.get("bm25", 0.0), 4)})
+            results.append(NodeWithScore(node=node, score=fused))
+        results.sort(key=lambda r: (-r.score, r.node.metadata["source"], r.node.metadata["start"]))
+        return results[:top_k]

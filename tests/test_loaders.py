@@ -1,0 +1,116 @@
+import io
+from pathlib import Path
+
+from rag.loaders import Skipped, iter_files, load_file, parse_bytes, LoadError
+
+import pytest
+
+
+def _write(folder: Path, name: str, data: bytes) -> Path:
+    path = folder / name
+    path.write_bytes(data)
+    return path
+
+
+def _pdf_bytes(text: str) -> bytes:
+    """A minimal one-page PDF with a text layer, written by hand."""
+    stream = f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode()
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out = io.BytesIO()
+    out.write(b"%PDF-1.4\n")
+    offsets = []
+    for i, obj in enumerate(objects, 1):
+        offsets.append(out.tell())
+        out.write(b"%d 0 obj\n" % i + obj + b"\nendobj\n")
+    xref = out.tell()
+    out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1))
+    for off in offsets:
+        out.write(b"%010d 00000 n \n" % off)
+    out.write(b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref))
+    return out.getvalue()
+
+
+def test_txt_md_html_pdf_docx_load(tmp_path):
+    import docx
+
+    _write(tmp_path, "a.txt", "Headline here\nBody text of the article.".encode())
+    _write(tmp_path, "b.md", b"# Markdown Title\n\nSome *text*.")
+    _write(tmp_path, "c.html", b"<html><head><title>Page T</title><style>p{color:red}</style>"
+           b"<script>alert('x')</script></head><body><h1>Big</h1><p>Visible &amp; kept.</p></body></html>")
+    _write(tmp_path, "d.pdf", _pdf_bytes("Hello from a PDF text layer"))
+    d = docx.Document()
+    d.add_paragraph("Word paragraph one.")
+    d.add_paragraph("Word paragraph two.")
+    d.save(tmp_path / "e.docx")
+
+    docs = {p.name: load_file(p) for p in iter_files([tmp_path])}
+    assert all(not isinstance(d, Skipped) for d in docs.values()), docs
+    assert docs["a.txt"].metadata["title"] == "Headline here"
+    assert docs["b.md"].metadata["title"] == "Markdown Title"
+    html = docs["c.html"]
+    assert html.metadata["title"] == "Page T"
+    assert "Visible & kept." in html.text and "alert" not in html.text and "color" not in html.text
+    assert "Hello from a PDF text layer" in docs["d.pdf"].text
+    assert docs["e.docx"].text == "Word paragraph one.\n\nWord paragraph two."
+    for doc in docs.values():
+        assert len(doc.metadata["doc_id"]) == 16 and len(doc.metadata["doc_hash"]) == 64
+
+
+def test_doc_id_is_stable_and_hash_tracks_content(tmp_path):
+    path = _write(tmp_path, "x.txt", b"first version")
+    a = load_file(path)
+    path.write_bytes(b"second version")
+    b = load_file(path)
+    assert a.metadata["doc_id"] == b.metadata["doc_id"]
+    assert a.metadata["doc_hash"] != b.metadata["doc_hash"]
+
+
+@pytest.mark.parametrize("name,data,reason", [
+    ("empty.txt", b"", "empty"),
+    ("blank.txt", b"  \n\t ", "empty"),
+    ("binary.txt", b"\x00\x01\x02ELF\x00\x00", "binary"),
+    ("latin1.txt", "caf\xe9 cr\xe8me".encode("latin-1"), "UTF-8"),
+    ("broken.pdf", b"%PDF-1.4\n1 0 obj <<", "PDF"),
+    ("fake.pdf", b"just text pretending", "not a PDF"),
+    ("fake.docx", b"not a zip", "docx"),
+])
+def test_bad_files_are_skipped_with_reason(tmp_path, name, data, reason):
+    result = load_file(_write(tmp_path, name, data))
+    assert isinstance(result, Skipped)
+    assert reason.lower() in result.reason.lower()
+    assert "\n" not in result.reason
+
+
+def test_bad_file_does_not_stop_the_rest(tmp_path):
+    _write(tmp_path, "good.txt", b"A good article about ceasefires.")
+    _write(tmp_path, "bad.txt", b"\x00\x00\x00")
+    _write(tmp_path, "image.png", b"\x89PNG")
+    results = [f if isinstance(f, Skipped) else load_file(f) for f in iter_files([tmp_path])]
+    good = [r for r in results if not isinstance(r, Skipped)]
+    bad = {r.source.rsplit("/", 1)[-1]: r.reason for r in results if isinstance(r, Skipped)}
+    assert [d.text for d in good] == ["A good article about ceasefires."]
+    assert set(bad) == {"bad.txt", "image.png"}
+
+
+def test_symlink_outside_folder_is_skipped(tmp_path):
+    outside = tmp_path / "secret.txt"
+    outside.write_text("secret")
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "link.txt").symlink_to(outside)
+    (folder / "ok.txt").write_text("fine")
+    results = list(iter_files([folder]))
+    skipped = [r for r in results if isinstance(r, Skipped)]
+    assert len(skipped) == 1 and "outside" in skipped[0].reason
+    assert [p.name for p in results if not isinstance(p, Skipped)] == ["ok.txt"]
+
+
+def test_unsupported_type_raises_load_error():
+    with pytest.raises(LoadError):
+        parse_bytes(b"data", ".exe")

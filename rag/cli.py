@@ -147,6 +147,21 @@ def chat(ctx, top_k, llm):
         history += [{"role": "user", "content": question}, {"role": "assistant", "content": answer.answer}]
 
 
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind (loopback by default)")
+@click.option("--port", type=int, default=7860, show_default=True)
+@click.option("--llm", envvar="RAG_LLM", default=None, help="Answer backend spec")
+@click.option("--api-key", envvar="RAG_API_KEY", default=None, help="Require this key (Bearer or X-API-Key). Env RAG_API_KEY")
+@click.option("--read-only", is_flag=True, envvar="RAG_READ_ONLY", help="Disable document upload and deletion")
+@click.pass_context
+def serve(ctx, host, port, llm, api_key, read_only):
+    """HTTP API (/api, OpenAI-compatible /v1, /docs) and the chat UI at /, in one process.
+    Indexes seeds/ on first start when the index is empty."""
+    from .server import run
+
+    run(_config(ctx).with_(llm=llm, api_key=api_key), host=host, port=port, read_only=read_only)
+
+
 def main() -> None:
     cli(prog_name="rag")
 

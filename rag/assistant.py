@@ -44,6 +44,11 @@ class Assistant:
         self.retriever = HybridRetriever(store, self.embed_model, top_k=config.top_k)
         self.sentence_vectors = SentenceEmbeddings()
         self._write_lock = threading.Lock()
+        self.generator = None
+        if config.llm and config.llm != "extractive":
+            from .generative import make_generator  # optional backends: openai:MODEL, gguf:PATH, smollm2
+
+            self.generator = make_generator(config)
 
     @classmethod
     def open(cls, config: Config | None = None, **overrides) -> "Assistant":
@@ -77,24 +82,50 @@ class Assistant:
         """Answer one question (with optional chat history) from the indexed documents."""
         question, history, top_k = self._validate(question, history, top_k)
         t0 = time.perf_counter()
-        used = rewrite(question, history)
+        used = self._condense(question, history)
         nodes = self.retrieve(used, top_k)
         t1 = time.perf_counter()
-        answer = self._extractive(used, nodes)
+        if self.generator is None:
+            answer = self._extractive(used, nodes)
+        else:
+            answer = self.generator.answer(used, nodes, self)
+        return self._finish(answer, question, used, t0, t1)
+
+    def _condense(self, question: str, history: list[dict]) -> str:
+        if self.generator is not None and history:
+            return self.generator.condense(question, history) or rewrite(question, history)
+        return rewrite(question, history)
+
+    def _finish(self, answer: Answer, question: str, used: str, t0: float, t1: float) -> Answer:
         answer.question, answer.question_used = question, used
         t2 = time.perf_counter()
         answer = self._checked(answer)
         answer.timings_ms = {"retrieve": round((t1 - t0) * 1000, 2), "answer": round((t2 - t1) * 1000, 2),
-                             "verify": round((time.perf_counter() - t2) * 1000, 2)}
+                             "verify": round((time.perf_counter() - t2) * 1000, 2), **answer.timings_ms}
         return answer
 
     def stream(self, question: str, history: list | None = None, top_k: int | None = None) -> Iterator[str | Answer]:
-        """Text deltas of the answer, then the final checked Answer."""
-        answer = self.ask(question, history, top_k)
-        words = answer.answer.split(" ")
-        for i, word in enumerate(words):
-            yield word if i == 0 else " " + word
-        yield answer
+        """Text deltas of the answer, then the final checked Answer.
+
+        With a generative backend the deltas are the model's raw tokens; the final
+        Answer is the verified one (claims whose quotes fail are gone from it)."""
+        if self.generator is None:
+            answer = self.ask(question, history, top_k)
+            words = answer.answer.split(" ")
+            for i, word in enumerate(words):
+                yield word if i == 0 else " " + word
+            yield answer
+            return
+        question, history, top_k = self._validate(question, history, top_k)
+        t0 = time.perf_counter()
+        used = self._condense(question, history)
+        nodes = self.retrieve(used, top_k)
+        t1 = time.perf_counter()
+        for item in self.generator.stream(used, nodes, self):
+            if isinstance(item, Answer):
+                yield self._finish(item, question, used, t0, t1)
+                return
+            yield item
 
     # ------------------------------------------------------------ composing
 
@@ -181,4 +212,8 @@ class Assistant:
 
     @property
     def backend(self) -> str:
-        return "extractive"
+        return self.generator.name if self.generator is not None else "extractive"
+
+    def extractive_answer(self, question: str, nodes) -> Answer:
+        """The extractive answer for already-retrieved nodes (generative backends fall back to it)."""
+        return self._extractive(question, nodes)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PrivateAttr
 
 
 class Citation(BaseModel):
@@ -20,6 +20,7 @@ class Citation(BaseModel):
     role: Literal["support", "related", "contradiction"] = Field(
         "support", description="support: backs a claim; related: closest passage when abstaining; "
                                "contradiction: contradicts the question's premise")
+    _doc_hash: str | None = PrivateAttr(None)  # which version of the document was quoted
 
 
 class Turn(BaseModel):

@@ -17,7 +17,8 @@ import numpy as np
 
 from .config import Config
 from .embeddings import default_embedding
-from .extractive import SentenceEmbeddings, Candidate, candidates, choose, contradicts_premise, featurize, scoring_model
+from .extractive import (Candidate, SentenceEmbeddings, candidates, choose, featurize, missing_entities,
+                         premise_verdict, scoring_model)
 from .followup import rewrite
 from .ingest import Indexer, IngestReport
 from .loaders import LoadError, make_document, parse_bytes
@@ -147,11 +148,18 @@ class Assistant:
                 text += f" Related, but not an answer: {shown} [1]"
                 cites = [self._citation(1, related, "related")]
             return Answer(answer=text, abstained=True, status="abstained", citations=cites, backend="extractive")
-        if contradicts_premise(question, chosen[0].text):
-            best = chosen[0]
-            text = f"The documents contradict the premise of the question: {best.text} [1]"
-            return Answer(answer=text, abstained=False, status="premise_contradicted",
+        idf = self.retriever.lexical.bm25.idf
+        best = chosen[0]
+        absent = missing_entities(question, " ".join(n.node.text for n in nodes))
+        verdict = "contradiction" if absent else premise_verdict(question, best.text, idf)
+        if verdict == "contradiction":
+            lead = (f"The documents do not mention {', '.join(absent)}; what they say is:" if absent
+                    else "The documents contradict the premise of the question:")
+            return Answer(answer=f"{lead} {best.text} [1]", status="premise_contradicted",
                           citations=[self._citation(1, best, "contradiction")], backend="extractive")
+        if verdict == "no":
+            return Answer(answer=f"No. {best.text} [1]", citations=[self._citation(1, best, "support")],
+                          backend="extractive")
         parts, cites = [], []
         for n, c in enumerate(chosen, 1):
             parts.append(f"{c.text} [{n}]")

@@ -15,15 +15,21 @@ THING_PRONOUNS = re.compile(r"\b(it|its|they|them|their|this|that|these|those)\b
 ENTITY = re.compile(r"\b[A-Z][\w’'-]*(?:\s+(?:of\s+)?[A-Z][\w’'-]*)*")
 ELLIPSIS = re.compile(r"^\s*(?:and\s+)?(?:what|how)\s+about\s+(?P<topic>.+?)\s*\??\s*$", re.I)
 FRAME = re.compile(r"^(?P<head>.*\babout\s+)(?P<topic>.+?)(?P<tail>\s*\??)$", re.I)
+_FILLER = {"why", "what", "how", "not", "and", "then", "so", "really", "is", "that", "it", "when", "where", "who", "else", "more", "about", "the"}
 NOT_ENTITIES = {"What", "Who", "When", "Where", "Why", "How", "Which", "Did", "Does", "Do", "Is", "Are",
                 "Was", "Were", "The", "A", "An", "In", "On", "At", "If", "And", "But", "Then", "He", "She",
                 "It", "They", "This", "That", "According", "Can", "Could", "Would", "Should", "I", "You", "We"}
 
 
 def _entities(text: str) -> list[str]:
+    """Capitalised spans; a word seen only at the start of sentences is not taken for a name."""
     found = []
     for m in ENTITY.finditer(text):
         words = m.group(0).split()
+        before = text[: m.start()].rstrip()
+        if len(words) == 1 and (not before or before[-1] in ".!?\"“”") and \
+                not re.search(rf"[^.!?\s“\"]\s+{re.escape(words[0])}\b", text):
+            continue
         while words and words[0] in NOT_ENTITIES:
             words = words[1:]
         if words:
@@ -32,10 +38,12 @@ def _entities(text: str) -> list[str]:
 
 
 def _person(history: list[dict]) -> str | None:
-    """The most salient single-name entity: latest user turn first, then the latest answer."""
-    for turn in reversed(history):
+    """The most salient name: user turns first (newest first), then answers; ties go to frequency."""
+    ordered = [t for t in reversed(history) if t.get("role") == "user"] + \
+              [t for t in reversed(history) if t.get("role") != "user"]
+    for turn in ordered:
         ents = _entities(turn["content"])
-        people = [e for e in ents if e.upper() != e and len(e) > 2]
+        people = [e for e in ents if e.upper() != e and len(e) > 2 and not e.endswith(("ian", "ese", "ish"))]
         if people:
             counts = {e: sum(t["content"].count(e) for t in history) for e in people}
             return max(people, key=lambda e: (counts[e], -people.index(e)))
@@ -58,6 +66,10 @@ def rewrite(question: str, history: list[dict] | None) -> str:
         if frame:
             return f"{frame.group('head')}{topic}{frame.group('tail') or '?'}"
         return f"{last_user.rstrip('?')}, regarding {topic}?"
+
+    content = [w for w in re.findall(r"[A-Za-z]+", question) if w.lower() not in _FILLER]
+    if len(content) <= 1 and last_user:  # "Why not?", "And then?"
+        return f"{last_user.rstrip('?')}: {question}"
 
     rewritten = question
     if PERSON_PRONOUNS.search(question):

@@ -1,0 +1,42 @@
+"""Helpers shared by the benchmark scripts: timing summaries and peak memory."""
+
+from __future__ import annotations
+
+import resource
+import statistics
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process so far, in MB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def current_rss_mb(pid: int | str = "self") -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def percentiles(values_ms: list[float]) -> dict[str, float]:
+    values = sorted(values_ms)
+
+    def pct(p: float) -> float:
+        return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+
+    return {"n": len(values), "p50": round(pct(50), 2), "p95": round(pct(95), 2), "p99": round(pct(99), 2),
+            "mean": round(statistics.fmean(values), 2)}
+
+
+def table(rows: list[dict], columns: list[str] | None = None) -> str:
+    columns = columns or list(rows[0])
+    widths = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in columns}
+    lines = [" | ".join(c.ljust(widths[c]) for c in columns), "-|-".join("-" * widths[c] for c in columns)]
+    lines += [" | ".join(str(r.get(c, "")).ljust(widths[c]) for c in columns) for r in rows]
+    return "\n".join(lines)

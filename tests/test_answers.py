@@ -1,0 +1,124 @@
+"""The answer engine on the seed article: the quote invariant, abstention,
+false premises, follow-ups, and citing the right one of two articles."""
+
+import json
+
+import pytest
+
+from rag.assistant import Assistant, BadRequest
+from rag.followup import rewrite
+
+from conftest import ROOT, SEED_ARTICLE
+
+DEV = [json.loads(line) for line in (ROOT / "eval" / "data" / "seed_dev.jsonl").read_text().splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def assistant(seed_index):
+    cfg, store = seed_index
+    return Assistant(cfg, store)
+
+
+def _check_invariant(assistant, answer):
+    for c in answer.citations:
+        text = assistant.store.document(c.doc_id).text
+        assert text[c.start:c.end] == c.quote
+        assert f"[{c.id}]" in answer.answer
+
+
+@pytest.mark.parametrize("row", DEV, ids=[r["id"] for r in DEV])
+def test_quote_invariant_on_every_dev_answer(assistant, row):
+    answer = assistant.ask(row["question"], history=row.get("history"))
+    _check_invariant(assistant, answer)
+    assert answer.backend == "extractive"
+    assert answer.timings_ms["retrieve"] >= 0
+
+
+def _score(assistant, kind):
+    rows = [r for r in DEV if r["kind"] == kind]
+    good = 0
+    for r in rows:
+        a = assistant.ask(r["question"], history=r.get("history"))
+        if kind == "unanswerable":
+            good += a.abstained
+        elif kind == "false_premise":
+            good += a.status == "premise_contradicted" or a.answer.startswith("No.")
+        else:
+            good += (not a.abstained) and any(e.lower() in a.answer.lower() for e in r["expected"])
+    return good / len(rows)
+
+
+# Floors set just under the measured dev-set scores (bench/answer_quality.py prints the table);
+# they catch regressions, the README reports the real figures.
+@pytest.mark.parametrize("kind,floor", [("answerable", 0.6), ("unanswerable", 0.5),
+                                        ("false_premise", 0.3), ("conversation", 0.6)])
+def test_dev_set_scores_do_not_regress(assistant, kind, floor):
+    assert _score(assistant, kind) >= floor
+
+
+@pytest.mark.parametrize("question", ["What is the capital of Australia?",
+                                      "Who won the 1998 football world cup?",
+                                      "How do I bake sourdough bread?"])
+def test_off_topic_questions_abstain(assistant, question):
+    answer = assistant.ask(question)
+    assert answer.abstained and answer.status == "abstained"
+    assert all(c.role == "related" for c in answer.citations)
+    _check_invariant(assistant, answer)
+
+
+def test_false_premise_gets_the_contradicting_quote(assistant):
+    answer = assistant.ask("Why did Zelenskyy agree to cede Crimea to Russia?")
+    assert answer.status == "premise_contradicted"
+    assert "does not mean Ukraine would cede" in answer.citations[0].quote
+    assert answer.citations[0].role == "contradiction"
+
+
+def test_follow_up_is_rewritten_before_retrieval(assistant):
+    history = [{"role": "user", "content": "What did Zelenskyy propose to end the war?"},
+               {"role": "assistant", "content": "He proposed placing Ukrainian territory under the NATO umbrella."}]
+    answer = assistant.ask("What did he say about Crimea?", history=history)
+    assert answer.question_used == "What did Zelenskyy say about Crimea?"
+    assert "Crimea" in answer.citations[0].quote
+
+
+def test_rewrite_rules():
+    h = [{"role": "user", "content": "What did Zelenskyy say about NATO membership?"}]
+    assert rewrite("What about Crimea?", h) == "What did Zelenskyy say about Crimea?"
+    assert rewrite("What did he want?", h) == "What did Zelenskyy want?"
+    assert rewrite("Where is Kyiv?", []) == "Where is Kyiv?"
+
+
+@pytest.mark.parametrize("bad", ["", "   \n", "x" * 5000, "a\x00b"])
+def test_bad_questions_are_refused(assistant, bad):
+    with pytest.raises(BadRequest):
+        assistant.ask(bad)
+
+
+def test_two_articles_cite_the_right_one(config, tmp_path):
+    folder = tmp_path / "two"
+    folder.mkdir()
+    (folder / SEED_ARTICLE.name).write_text(SEED_ARTICLE.read_text())
+    (folder / "volcano.txt").write_text(
+        "Iceland volcano erupts near Grindavik\n"
+        "A volcano on Iceland's Reykjanes peninsula erupted on Monday night, sending lava towards the town "
+        "of Grindavik. The town's 3,700 residents had been evacuated in November. Scientists said the "
+        "eruption fissure was about four kilometres long.")
+    assistant = Assistant.open(config)
+    assistant.ingest([folder])
+    lava = assistant.ask("How long was the eruption fissure?")
+    assert lava.citations and lava.citations[0].source.endswith("volcano.txt")
+    assert "four kilometres" in lava.answer
+    nato = assistant.ask("When was NATO's summit?")
+    assert nato.citations[0].source.endswith(SEED_ARTICLE.name)
+    _check_invariant(assistant, lava)
+    _check_invariant(assistant, nato)
+
+
+def test_tampered_citation_is_dropped(assistant):
+    answer = assistant.ask("When was NATO's summit?")
+    assert answer.citations
+    bad = answer.model_copy(deep=True)
+    bad.citations[0].start += 1  # quote no longer matches the document at these offsets
+    checked = assistant._checked(bad)
+    assert checked.abstained and checked.citations == []
+    assert checked.dropped_claims

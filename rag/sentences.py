@@ -12,7 +12,7 @@ from dataclasses import dataclass
 # A sentence ends at . ! ? (optionally followed by closing quotes/brackets)
 # before whitespace and a plausible sentence start; a blank line or a line
 # break always ends one.
-_END = re.compile(r"""[.!?…]+["'”’)\]]*(?=\s+["'“‘(\[]?[A-Z0-9])|\n\s*""")
+_END = re.compile(r"""[.!?…]+["'”’)\]]*(?=\s+["'“‘(\[]?[A-Z0-9])|(?<=[a-z0-9)]{2})\.(?=[A-Z][a-z])|\n\s*""")
 _ABBREV = re.compile(
     r"(?:\b(?:Mr|Mrs|Ms|Dr|Prof|Sr|Jr|St|Gen|Col|Lt|Sgt|Rep|Sen|Gov|Pres|Rev|Mt|No|vs|etc|Inc|Ltd|Co|Corp|Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec|i\.e|e\.g|U\.S|U\.K|U\.N|E\.U)\.|\b[A-Z]\.)$"
 )

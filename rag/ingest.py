@@ -98,10 +98,12 @@ class Indexer:
             t0 = time.perf_counter()
             vectors = embed_texts([n.text for n in nodes])
             report.embed_seconds += time.perf_counter() - t0
-            at = 0
+            items, at = [], 0
             for doc, ns in group:
-                self.store.write(doc, ns, vectors[at : at + len(ns)])
+                items.append((doc, ns, vectors[at : at + len(ns)]))
                 at += len(ns)
+            self.store.write_many(items, {d.metadata["doc_id"] for d, _ in group} & set(committed))
+            for doc, _ in group:
                 doc_id = doc.metadata["doc_id"]
                 (report.updated if doc_id in committed else report.added).append(doc.metadata["source"])
                 committed[doc_id] = doc.metadata["doc_hash"]

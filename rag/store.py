@@ -176,20 +176,34 @@ class Store:
 
     # ------------------------------------------------------------ writing
 
-    def write(self, doc, nodes, embeddings: np.ndarray) -> None:
+    def write(self, doc, nodes, embeddings: np.ndarray, replaces: bool = True) -> None:
         """Commit one document version: chunks, then the record, then drop stale chunks."""
-        meta = doc.metadata
+        self.write_many([(doc, nodes, embeddings)], {doc.metadata["doc_id"]} if replaces else set())
+
+    def write_many(self, items: list, replaces: set[str]) -> None:
+        """Commit several documents: all their chunks, then all their records (the commit
+        point), then stale chunks of the documents in ``replaces`` (ids that had a record)."""
+        nodes = [n for _, ns, _ in items for n in ns]
+        vectors = np.vstack([v for _, ns, v in items if len(ns)]) if nodes else np.zeros((0, 384))
         for start in range(0, len(nodes), WRITE_BATCH):
             part = nodes[start : start + WRITE_BATCH]
             self.chunks.upsert(ids=[n.id_ for n in part], documents=[n.text for n in part],
                                metadatas=[n.metadata for n in part],
-                               embeddings=embeddings[start : start + len(part)])
-        mean = embeddings.mean(axis=0) if len(embeddings) else np.zeros(embeddings.shape[1] or 384)
-        mean = mean / max(float(np.linalg.norm(mean)), 1e-12)
-        self.docs.upsert(ids=[meta["doc_id"]], documents=[doc.text], embeddings=[mean],
-                         metadatas=[{"source": meta["source"], "title": meta["title"],
-                                     "doc_hash": meta["doc_hash"], "n_chunks": len(nodes)}])
-        self._drop_chunks(meta["doc_id"], keep_hash=meta["doc_hash"])
+                               embeddings=vectors[start : start + len(part)])
+        ids, texts, means, metas = [], [], [], []
+        for doc, ns, v in items:
+            meta = doc.metadata
+            mean = v.mean(axis=0) if len(v) else np.zeros(384)
+            means.append(mean / max(float(np.linalg.norm(mean)), 1e-12))
+            ids.append(meta["doc_id"])
+            texts.append(doc.text)
+            metas.append({"source": meta["source"], "title": meta["title"], "doc_hash": meta["doc_hash"],
+                          "n_chunks": len(ns)})
+        if ids:
+            self.docs.upsert(ids=ids, documents=texts, embeddings=np.vstack(means), metadatas=metas)
+        for doc, _, _ in items:
+            if doc.metadata["doc_id"] in replaces:
+                self._drop_chunks(doc.metadata["doc_id"], keep_hash=doc.metadata["doc_hash"])
         self.invalidate()
 
     def delete(self, doc_id: str) -> DocRecord:

@@ -1,0 +1,66 @@
+"""The same index code against a real Chroma server started with `chroma run`."""
+
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import SEEDS
+
+pytestmark = pytest.mark.slow
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def chroma_url(tmp_path_factory):
+    port = _free_port()
+    chroma = Path(sys.executable).parent / "chroma"
+    proc = subprocess.Popen([str(chroma), "run", "--path", str(tmp_path_factory.mktemp("chroma-server")),
+                             "--host", "127.0.0.1", "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.3)
+    else:
+        proc.kill()
+        pytest.fail("chroma run did not start")
+    yield f"http://127.0.0.1:{port}"
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+def test_ingest_search_and_answer_on_chroma_server(chroma_url, tmp_path):
+    from rag.assistant import Assistant
+    from rag.config import Config
+    from rag.ingest import Indexer
+    from rag.retriever import HybridRetriever
+    from rag.store import Store
+
+    config = Config(data_dir=tmp_path / "local", chroma_url=chroma_url, collection="served")
+    store = Store(config)
+    assert type(store.client).__name__ != "PersistentClient" and not (tmp_path / "local" / "chroma").exists()
+    first = Indexer(store).ingest_paths([SEEDS])
+    again = Indexer(store).ingest_paths([SEEDS])
+    assert len(first.added) == 1 and len(again.unchanged) == 1
+    assert store.chunk_count() == first.chunks
+
+    # a second client (another machine, as far as it knows) sees the same index, lexical side included
+    other = Store(Config(data_dir=tmp_path / "elsewhere", chroma_url=chroma_url, collection="served"))
+    (hit,) = HybridRetriever(other, top_k=1, mode="bm25").retrieve("Article 5 direct NATO-Russia confrontation")
+    assert "Article 5" in hit.node.text
+    answer = Assistant(config, other).ask("When was NATO's summit?")
+    assert "July" in answer.answer
+    for c in answer.citations:
+        assert other.document(c.doc_id).text[c.start:c.end] == c.quote

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import threading
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -115,17 +116,21 @@ class SentenceEmbeddings:
     def __init__(self, limit: int = 50_000):
         self.cache: dict[tuple, np.ndarray] = {}
         self.limit = limit
+        self._lock = threading.Lock()
 
     def get(self, cands: list[Candidate]) -> np.ndarray:
         keys = [(c.doc_hash, c.start, c.end) for c in cands]
-        todo = [i for i, k in enumerate(keys) if k not in self.cache]
+        with self._lock:
+            found = {k: self.cache[k] for k in keys if k in self.cache}
+        todo = [i for i, k in enumerate(keys) if k not in found]
         if todo:
             vecs = embed_texts([cands[i].text for i in todo])
-            if len(self.cache) + len(todo) > self.limit:
-                self.cache.clear()
-            for i, v in zip(todo, vecs):
-                self.cache[keys[i]] = v
-        return np.stack([self.cache[k] for k in keys]) if keys else np.zeros((0, 384), np.float32)
+            with self._lock:
+                if len(self.cache) + len(todo) > self.limit:
+                    self.cache.clear()
+                for i, v in zip(todo, vecs):
+                    self.cache[keys[i]] = found[keys[i]] = v
+        return np.stack([found[k] for k in keys]) if keys else np.zeros((0, 384), np.float32)
 
 
 def candidates(nodes: list[NodeWithScore]) -> list[Candidate]:

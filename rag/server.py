@@ -1,0 +1,584 @@
+"""The HTTP API and the chat UI in one FastAPI app: ``create_app(assistant)``.
+
+Routes (OpenAPI at ``/docs``):
+
+* ``POST /api/ask`` -> Answer; ``POST /api/ask/stream`` -> server-sent events
+  (``delta`` {"text"} ..., then ``answer`` (the Answer), then ``done``; ``error`` {"detail"}).
+* ``GET/POST /api/documents``, ``GET/DELETE /api/documents/{doc_id}`` (GET gives the full text).
+* ``POST /v1/chat/completions``, ``GET /v1/models`` (OpenAI-compatible, ``rag.openai_compat``).
+* ``GET /healthz`` (never needs a key).
+* The Gradio chat UI at ``/`` (mounted last, so every route above wins).
+
+Errors are JSON ``{"detail": "reason"}`` with a 4xx status: 401 missing/wrong key,
+403 read-only, 404 unknown document or route, 405 wrong method, 413 body too large,
+415 unsupported file type, 422 invalid input (unusable question, bad JSON, wrong
+types, unreadable file; 400 for a body that cannot even be decoded). Only a fault of the server itself (e.g. the Chroma server
+being down) gives a 5xx: 503 with a JSON detail.
+
+Access: with an API key (``RAG_API_KEY`` / ``--api-key``) every route except
+``/healthz`` needs ``Authorization: Bearer KEY`` or ``X-API-Key: KEY``. A browser
+opens the UI once as ``/?key=KEY``: the server answers with a redirect that sets an
+HttpOnly, SameSite=Strict cookie (holding a hash of the key, not the key) and
+drops the key from the address. The cookie opens the UI, ``/docs`` and
+``/openapi.json``, never ``/api`` or ``/v1`` (those need the header, so a
+cross-site page cannot ride on the cookie). No CORS headers are sent on any route
+(Gradio's own are removed too): browsers on other origins cannot read responses.
+
+Limits: question <= 2000 characters; ``history`` accepts up to 10,000 turns and
+only the last 50 are used (more than 10,000 -> 422); JSON bodies <= ``RAG_MAX_BODY_MB``
+(default 8); uploads <= ``RAG_MAX_UPLOAD_MB`` (default 20). Uploaded bytes are parsed
+in memory and indexed into the data directory's store; no file is written under
+the uploaded name anywhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import os
+import re
+import time
+import unicodedata
+from http.cookies import SimpleCookie
+from pathlib import Path
+from typing import Any, AsyncIterator
+from urllib.parse import parse_qsl, urlencode
+
+from fastapi import APIRouter, Depends, FastAPI, File, Request, UploadFile
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
+from fastapi.security import APIKeyHeader, HTTPBearer
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from .models import Answer, Turn
+
+log = logging.getLogger("rag.server")
+
+MAX_UPLOAD_BYTES = int(float(os.environ.get("RAG_MAX_UPLOAD_MB", "20")) * 1024 * 1024)
+MAX_BODY_BYTES = int(float(os.environ.get("RAG_MAX_BODY_MB", "8")) * 1024 * 1024)
+MAX_HISTORY_ACCEPTED = 10_000
+KEY_COOKIE = "rag_key"
+DOCS_STATIC = "/docs-static"
+
+
+class APIError(Exception):
+    """An error answered as ``{"detail": reason}`` with a 4xx status."""
+
+    def __init__(self, status: int, detail: str, headers: dict[str, str] | None = None):
+        super().__init__(detail)
+        self.status, self.detail, self.headers = status, detail, headers
+
+
+# ------------------------------------------------------------------ models
+
+
+class AskRequest(BaseModel):
+    model_config = ConfigDict(strict=True, json_schema_extra={
+        "examples": [{"question": "What did Zelenskyy say about Crimea?", "history": [], "top_k": 6}]})
+
+    question: str = Field(max_length=2000, description="The question (1-2000 characters)")
+    history: list[Turn] = Field(default_factory=list, max_length=MAX_HISTORY_ACCEPTED,
+                                description="Earlier turns, oldest first. Up to 10,000 accepted; "
+                                            "the last 50 are used; system turns are ignored")
+    top_k: int | None = Field(None, ge=1, le=50, description="Passages to answer from (default from config)")
+
+
+class DocumentInfo(BaseModel):
+    doc_id: str
+    source: str = Field(description="Path of the file, or upload:NAME for uploads")
+    title: str
+    chunks: int = Field(description="Number of indexed chunks")
+    doc_hash: str = Field(description="sha256 of the document text")
+
+
+class DocumentText(DocumentInfo):
+    text: str = Field(description="The full indexed text; citations index into it: text[start:end] == quote")
+
+
+class DocumentList(BaseModel):
+    documents: list[DocumentInfo]
+    count: int
+    chunks: int = Field(description="Chunks over all documents")
+
+
+class Failure(BaseModel):
+    source: str
+    reason: str
+
+
+class IngestResult(BaseModel):
+    doc_id: str | None = Field(None, description="Id of the uploaded document")
+    filename: str | None = Field(None, description="The sanitised file name it was indexed under")
+    added: list[str] = Field(default_factory=list)
+    updated: list[str] = Field(default_factory=list)
+    unchanged: list[str] = Field(default_factory=list)
+    failed: list[Failure] = Field(default_factory=list)
+    pruned: list[str] = Field(default_factory=list)
+    chunks: int = Field(0, description="Chunks embedded by this request")
+    seconds: float = 0.0
+
+
+class Deleted(BaseModel):
+    deleted: DocumentInfo
+
+
+class Health(BaseModel):
+    status: str = "ok"
+    documents: int
+    chunks: int
+    backend: str
+    read_only: bool = False
+
+
+class ErrorBody(BaseModel):
+    detail: str
+
+
+ERRORS = {code: {"model": ErrorBody} for code in (400, 401, 403, 404, 413, 415, 422)}
+
+
+def _doc_info(record) -> DocumentInfo:
+    return DocumentInfo(doc_id=record.doc_id, source=record.source, title=record.title,
+                        chunks=record.n_chunks, doc_hash=record.doc_hash)
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def safe_filename(name: str | None) -> str:
+    """The base name of an uploaded file with path parts, control and shell-special characters
+    removed; raises APIError(422) if nothing usable is left."""
+    name = unicodedata.normalize("NFC", name or "").replace("\\", "/").split("/")[-1]
+    name = "".join(ch for ch in name if ch.isprintable() and ch not in '<>:"|?*\x00').strip()
+    name = re.sub(r"\s+", " ", name).lstrip(".").strip()
+    if len(name) > 200:
+        stem, dot, suffix = name.rpartition(".")
+        name = (stem[: 200 - len(suffix) - 1] + dot + suffix) if dot and len(suffix) <= 10 else name[:200]
+    if not name or name in (".", ".."):
+        raise APIError(422, "invalid file name")
+    return name
+
+
+def _sse(event: str, data: Any) -> str:
+    payload = data if isinstance(data, str) else json.dumps(data, ensure_ascii=False)
+    return f"event: {event}\ndata: {payload}\n\n"
+
+
+def _validation_message(errors) -> str:
+    parts = []
+    for err in errors:
+        if err.get("type") == "json_invalid":
+            parts.append(f"the body is not valid JSON ({err.get('ctx', {}).get('error', 'decode error')})")
+            continue
+        loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
+        parts.append(f"{loc}: {err.get('msg')}" if loc else str(err.get("msg")))
+    return "; ".join(parts) or "invalid request"
+
+
+def _key_digest(key: str) -> str:
+    return hashlib.sha256(f"rag-ui-cookie:{key}".encode()).hexdigest()
+
+
+# ------------------------------------------------------------------ ASGI middleware
+
+
+class GuardMiddleware:
+    """Access key, read-only mode, body size limit and no CORS, for every route.
+
+    Pure ASGI (not BaseHTTPMiddleware) so streamed responses pass through untouched.
+    """
+
+    def __init__(self, app, api_key: str | None, read_only: bool, max_body: int, max_upload: int):
+        self.app = app
+        self.api_key = api_key
+        self.cookie_value = _key_digest(api_key) if api_key else None
+        self.read_only = read_only
+        self.max_body = max_body
+        self.max_upload = max_upload
+
+    @staticmethod
+    async def _reply(send, status: int, detail: str, headers: dict[str, str] | None = None,
+                     path: str = "") -> None:
+        body = {"detail": detail}
+        if path.startswith("/v1/"):
+            body["error"] = {"message": detail, "type": "invalid_request_error", "code": status}
+        raw = json.dumps(body).encode()
+        hdrs = [(b"content-type", b"application/json"), (b"content-length", str(len(raw)).encode())]
+        hdrs += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+        await send({"type": "http.response.start", "status": status, "headers": hdrs})
+        await send({"type": "http.response.body", "body": raw})
+
+    def _authorized(self, headers: dict[bytes, bytes], path: str) -> bool:
+        key = self.api_key.encode()
+        auth = headers.get(b"authorization", b"")
+        if auth[:7].lower() == b"bearer " and hmac.compare_digest(auth[7:].strip(), key):
+            return True
+        if hmac.compare_digest(headers.get(b"x-api-key", b"").strip(), key):
+            return True
+        if path.startswith(("/api/", "/v1/")) or path in ("/api", "/v1"):
+            return False  # the API needs the header: a cookie would let other sites ride on it
+        cookie = SimpleCookie()
+        try:
+            cookie.load(headers.get(b"cookie", b"").decode("latin-1"))
+        except Exception:  # noqa: BLE001  (a malformed cookie header is just "no cookie")
+            return False
+        got = cookie.get(KEY_COOKIE)
+        return bool(got) and hmac.compare_digest(got.value.encode(), self.cookie_value.encode())
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            if scope["type"] == "websocket" and self.api_key:
+                headers = dict(scope.get("headers") or [])
+                if not self._authorized(headers, scope.get("path", "")):
+                    await send({"type": "websocket.close", "code": 1008})
+                    return
+            await self.app(scope, receive, send)
+            return
+        path = scope.get("path", "")
+        method = scope.get("method", "GET")
+        headers: dict[bytes, bytes] = {}
+        for k, v in scope.get("headers") or []:
+            headers.setdefault(k.lower(), v)
+
+        if self.api_key and path != "/healthz" and not self._authorized(headers, path):
+            query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
+            given = query.pop("key", None)
+            api_path = path.startswith(("/api/", "/v1/"))
+            if given is not None and not api_path and method in ("GET", "HEAD") \
+                    and hmac.compare_digest(given.encode(), self.api_key.encode()):
+                location = path + ("?" + urlencode(query) if query else "")
+                cookie = f"{KEY_COOKIE}={self.cookie_value}; Path=/; HttpOnly; SameSite=Strict"
+                await send({"type": "http.response.start", "status": 303,
+                            "headers": [(b"location", location.encode()), (b"set-cookie", cookie.encode()),
+                                        (b"content-length", b"0")]})
+                await send({"type": "http.response.body", "body": b""})
+                return
+            await self._reply(send, 401, "missing or wrong API key: send 'Authorization: Bearer KEY' or "
+                                         "'X-API-Key: KEY' (browsers: open /?key=KEY once)",
+                              {"WWW-Authenticate": "Bearer"}, path)
+            return
+
+        if self.read_only and method in ("POST", "PUT", "PATCH", "DELETE") and (
+                path == "/api/documents" or path.startswith("/api/documents/")):
+            await self._reply(send, 403, "the server is read-only: uploading and deleting documents are disabled")
+            return
+
+        ctype = headers.get(b"content-type", b"").lower()
+        limit = self.max_upload + 1024 * 1024 if ctype.startswith(b"multipart/") else self.max_body
+        length = headers.get(b"content-length")
+        if length is not None:
+            try:
+                too_big = int(length) > limit
+            except ValueError:
+                await self._reply(send, 400, "invalid Content-Length", path=path)
+                return
+            if too_big:
+                await self._reply(send, 413, f"request body is larger than {limit // 2**20} MB", path=path)
+                return
+
+        received = 0
+
+        async def limited_receive():
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise StarletteHTTPException(413, f"request body is larger than {limit // 2**20} MB")
+            return message
+
+        async def no_cors_send(message):
+            if message["type"] == "http.response.start":
+                message["headers"] = [(k, v) for k, v in message.get("headers", [])
+                                      if not k.lower().startswith(b"access-control-")]
+            await send(message)
+
+        await self.app(scope, limited_receive, no_cors_send)
+
+
+# ------------------------------------------------------------------ the app
+
+
+_bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer RAG_API_KEY (when the server has a key)")
+_header_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="RAG_API_KEY (when the server has a key)")
+
+
+def _documented_auth(_b=Depends(_bearer), _k=Depends(_header_key)) -> None:
+    """Declares the two key schemes in OpenAPI; GuardMiddleware does the checking."""
+
+
+def _offline_docs_dir() -> Path | None:
+    """Swagger UI assets shipped by the ``fastapi-offline`` package, if installed."""
+    from importlib.util import find_spec
+
+    spec = find_spec("fastapi_offline")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    static = Path(list(spec.submodule_search_locations)[0]) / "static"
+    return static if (static / "swagger-ui-bundle.js").is_file() else None
+
+
+def _docs_routes(app: FastAPI) -> None:
+    """/docs served from local assets: no page of this server loads anything from outside."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+
+    static = _offline_docs_dir()
+    if static is not None:
+        from fastapi.staticfiles import StaticFiles
+
+        app.mount(DOCS_STATIC, StaticFiles(directory=str(static)), name="docs-static")
+
+        @app.get("/docs", include_in_schema=False)
+        async def swagger() -> HTMLResponse:
+            return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{app.title} - API docs",
+                                       swagger_js_url=f"{DOCS_STATIC}/swagger-ui-bundle.js",
+                                       swagger_css_url=f"{DOCS_STATIC}/swagger-ui.css",
+                                       swagger_favicon_url=f"{DOCS_STATIC}/favicon.png")
+        return
+
+    @app.get("/docs", include_in_schema=False)
+    async def plain_docs() -> HTMLResponse:
+        # Without local Swagger assets: a self-contained page (no CDN) listing the routes.
+        rows = []
+        for path, ops in sorted(app.openapi().get("paths", {}).items()):
+            for method, op in ops.items():
+                rows.append(f"<tr><td><code>{method.upper()}</code></td><td><code>{path}</code></td>"
+                            f"<td>{_html(op.get('summary', ''))}</td></tr>")
+        return HTMLResponse(f"<!doctype html><title>{_html(app.title)} - API</title>"
+                            f"<h1>{_html(app.title)}</h1><p>OpenAPI schema: <a href='/openapi.json'>/openapi.json</a>"
+                            f" (install <code>fastapi-offline</code> for the interactive Swagger UI)</p>"
+                            f"<table>{''.join(rows)}</table>")
+
+
+def _html(text: str) -> str:
+    import html
+
+    return html.escape(str(text), quote=True)
+
+
+def create_app(assistant, *, read_only: bool = False, api_key: str | None = None, ui: bool = True,
+               max_upload_bytes: int = MAX_UPLOAD_BYTES, max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
+    """The FastAPI app over an open ``Assistant``: API routes, OpenAI-compatible routes, then the UI."""
+    from .assistant import BadRequest
+    from .loaders import SUPPORTED, LoadError, doc_id_for
+    from .store import Store
+
+    app = FastAPI(
+        title="Grounded document chat",
+        version="0.1.0",
+        summary="Answers whose every claim is a verbatim quote checked against the indexed documents.",
+        description=(__doc__ or "").split("\n\n", 1)[1],
+        docs_url=None, redoc_url=None,
+    )
+    app.state.assistant = assistant
+    app.state.read_only = read_only
+
+    # ---------------------------------------------------------- errors
+
+    def error(request: Request, status: int, detail: str, headers=None, **extra) -> JSONResponse:
+        body = {"detail": detail, **extra}
+        if request.url.path.startswith("/v1/"):  # what OpenAI clients read
+            body["error"] = {"message": detail, "type": "invalid_request_error", "code": status}
+        return JSONResponse(body, status_code=status, headers=headers)
+
+    @app.exception_handler(APIError)
+    async def api_error(request: Request, exc: APIError):
+        return error(request, exc.status, exc.detail, exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError):
+        raw = exc.errors()
+        errors = [{"loc": list(e.get("loc", ())), "msg": str(e.get("msg")), "type": str(e.get("type"))} for e in raw]
+        for e, r in zip(errors, raw):
+            if e["type"] == "json_invalid":
+                e["ctx"] = {"error": str((r.get("ctx") or {}).get("error", "decode error"))}
+        return error(request, 422, _validation_message(errors), errors=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        detail = exc.detail if isinstance(exc.detail, str) else json.dumps(exc.detail)
+        return error(request, exc.status_code, detail, getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def server_fault(request: Request, exc: Exception):
+        log.exception("unexpected error")
+        return error(request, 503, f"the server could not complete the request ({type(exc).__name__})")
+
+    async def call(fn, *args, **kwargs):
+        """A blocking Assistant call in the threadpool, its refusals mapped to 4xx."""
+        try:
+            return await run_in_threadpool(fn, *args, **kwargs)
+        except BadRequest as exc:
+            raise APIError(422, str(exc)) from None
+
+    # ---------------------------------------------------------- /api
+
+    api = APIRouter(prefix="/api", dependencies=[Depends(_documented_auth)], responses=ERRORS,
+                    tags=["Answers and documents"])
+
+    @api.post("/ask", response_model=Answer, summary="Answer a question with verified quotes")
+    async def ask(req: AskRequest) -> Answer:
+        """The Answer object: text with [n] markers and one citation per marker, each an exact
+        substring of its document (`document_text[start:end] == quote`)."""
+        return await call(assistant.ask, req.question, [t.model_dump() for t in req.history], req.top_k)
+
+    @api.post("/ask/stream", summary="Answer a question, streamed as server-sent events",
+              response_class=StreamingResponse,
+              responses={200: {"content": {"text/event-stream": {}},
+                               "description": "`event: delta` data {\"text\"} (repeated), then `event: answer` "
+                                              "data = Answer, then `event: done`; failures as `event: error` "
+                                              "data {\"detail\"}"}})
+    async def ask_stream(req: AskRequest):
+        stream = iter(assistant.stream(req.question, [t.model_dump() for t in req.history], req.top_k))
+        end = object()
+        first = await call(next, stream, end)  # validation errors become a 422 before the stream starts
+
+        async def events() -> AsyncIterator[str]:
+            item = first
+            try:
+                while item is not end:
+                    if isinstance(item, Answer):
+                        yield _sse("answer", item.model_dump_json())
+                        break
+                    yield _sse("delta", {"text": item})
+                    item = await run_in_threadpool(next, stream, end)
+            except BadRequest as exc:
+                yield _sse("error", {"detail": str(exc)})
+            except Exception as exc:  # noqa: BLE001  (headers are sent: report in-band)
+                log.exception("stream failed")
+                yield _sse("error", {"detail": f"the answer failed ({type(exc).__name__})"})
+            yield _sse("done", {})
+
+        return StreamingResponse(events(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+    @api.get("/documents", response_model=DocumentList, summary="Indexed documents with chunk counts")
+    async def list_documents() -> DocumentList:
+        docs = [_doc_info(r) for r in await call(assistant.documents)]
+        return DocumentList(documents=docs, count=len(docs), chunks=sum(d.chunks for d in docs))
+
+    @api.post("/documents", response_model=IngestResult, summary="Upload and index one file",
+              description=f"Multipart field `file`. Supported: {', '.join(sorted(SUPPORTED))}; at most "
+                          f"{max_upload_bytes // 2**20} MB (RAG_MAX_UPLOAD_MB). Indexed as source "
+                          f"`upload:NAME`; uploading the same name again replaces it. 415 for other types, "
+                          f"413 when too large, 422 when the file cannot be read (the reason is the detail).")
+    async def upload_document(file: UploadFile = File(..., description="The document")) -> IngestResult:
+        name = safe_filename(file.filename)
+        suffix = Path(name).suffix.lower()
+        if suffix not in SUPPORTED:
+            raise APIError(415, f"unsupported file type {suffix or '(none)'}; supported: {', '.join(sorted(SUPPORTED))}")
+        data = await file.read(max_upload_bytes + 1)
+        if len(data) > max_upload_bytes:
+            raise APIError(413, f"file is larger than {max_upload_bytes // 2**20} MB (RAG_MAX_UPLOAD_MB)")
+        try:
+            report = await call(assistant.add_document, data, name)
+        except LoadError as exc:
+            raise APIError(422, f"cannot read {name}: {exc}") from None
+        if report.failed:
+            raise APIError(422, f"cannot read {name}: {report.failed[0].reason}")
+        return IngestResult(doc_id=doc_id_for(f"upload:{name}"), filename=name, **report.to_dict())
+
+    @api.get("/documents/{doc_id}", response_model=DocumentText, summary="One document with its full text")
+    async def get_document(doc_id: str) -> DocumentText:
+        try:
+            record = await run_in_threadpool(assistant.store.document, doc_id)
+        except Store.DoesNotExist:
+            raise APIError(404, f"no document with id {doc_id!r}") from None
+        return DocumentText(**_doc_info(record).model_dump(), text=record.text)
+
+    @api.delete("/documents/{doc_id}", response_model=Deleted, summary="Remove a document and its chunks")
+    async def delete_document(doc_id: str) -> Deleted:
+        try:
+            record = await run_in_threadpool(assistant.delete_document, doc_id)
+        except Store.DoesNotExist:
+            raise APIError(404, f"no document with id {doc_id!r}") from None
+        return Deleted(deleted=_doc_info(record))
+
+    app.include_router(api)
+
+    # ---------------------------------------------------------- /v1 (OpenAI-compatible)
+
+    from .openai_compat import router as openai_router
+
+    app.include_router(openai_router(assistant, call), dependencies=[Depends(_documented_auth)])
+
+    # ---------------------------------------------------------- health, docs
+
+    @app.get("/healthz", response_model=Health, summary="Liveness and index size (no key needed)", tags=["Health"])
+    async def healthz() -> Health:
+        docs = await run_in_threadpool(assistant.documents)
+        return Health(documents=len(docs), chunks=sum(d.n_chunks for d in docs), backend=assistant.backend,
+                      read_only=read_only)
+
+    _docs_routes(app)
+
+    # Unknown /api and /v1 paths answer in JSON here instead of falling through to the UI.
+    @app.api_route("/api/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"],
+                   include_in_schema=False)
+    @app.api_route("/v1/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"],
+                   include_in_schema=False)
+    async def no_such_route(request: Request, rest: str):
+        path = request.url.path
+        for pattern, ops in app.openapi().get("paths", {}).items():
+            methods = {m.upper() for m in ops}
+            if re.fullmatch(re.sub(r"\{[^}]+\}", "[^/]+", pattern), path) and methods:
+                raise APIError(405, f"{request.method} is not allowed on {path}; use {', '.join(sorted(methods))}",
+                               {"Allow": ", ".join(sorted(methods))})
+        raise APIError(404, f"no such endpoint: {path}")
+
+    # ---------------------------------------------------------- UI (last: every route above wins)
+
+    if ui:
+        from ui.app import mount_ui
+
+        mount_ui(app, assistant, read_only=read_only, max_upload_bytes=max_upload_bytes)
+
+    app.add_middleware(GuardMiddleware, api_key=api_key, read_only=read_only, max_body=max_body_bytes,
+                       max_upload=max_upload_bytes)
+    return app
+
+
+# ------------------------------------------------------------------ run
+
+
+def run(config, host: str = "127.0.0.1", port: int = 7860, read_only: bool = False,
+        api_key: str | None = None) -> None:
+    """Open the index (indexing seeds/ when it is empty), print the URL and serve until stopped."""
+    import uvicorn
+
+    from .assistant import Assistant
+    from .config import DEFAULT_SEEDS_DIR
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    started = time.perf_counter()
+    if not config.chroma_url:  # Gradio keeps uploads in GRADIO_TEMP_DIR: keep them in the data dir too
+        os.environ.setdefault("GRADIO_TEMP_DIR", str(Path(config.data_dir).resolve() / "gradio-tmp"))
+    api_key = api_key or config.api_key
+    assistant = Assistant.open(config)
+    if not assistant.documents():
+        seeds = Path(DEFAULT_SEEDS_DIR)
+        log.info("index is empty: indexing %s/ ...", seeds)
+        report = assistant.ingest([seeds], show_progress=True)
+        for skipped in report.failed:
+            log.warning("%s", skipped)
+        log.info("%s", report.summary())
+    docs = assistant.documents()
+    log.info("%d documents, %d chunks; answer backend: %s", len(docs), sum(d.n_chunks for d in docs),
+             assistant.backend)
+    app = create_app(assistant, read_only=read_only, api_key=api_key)
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    url = f"http://{shown}:{port}/"
+    print(f"Grounded document chat ready in {time.perf_counter() - started:.1f}s: {url}  "
+          f"(API docs {url}docs{', read-only' if read_only else ''})", flush=True)
+    if api_key:
+        print(f"An API key is required: send 'Authorization: Bearer KEY'; in a browser open {url}?key=KEY once.",
+              flush=True)
+    elif host not in ("127.0.0.1", "localhost", "::1"):
+        log.warning("listening on %s without an API key: anyone who can reach this port can use it "
+                    "(set RAG_API_KEY)", host)
+    # Open browser tabs keep Gradio's event streams alive: do not wait for them on shutdown.
+    uvicorn.run(app, host=host, port=port, log_level="info", access_log=False, timeout_graceful_shutdown=3)

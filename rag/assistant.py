@@ -138,7 +138,7 @@ class Assistant:
         q_vec = np.asarray(self.embed_model.get_query_embedding(question), dtype=np.float32)
         ranked = featurize(question, q_vec, candidates(nodes), self.retriever.lexical.bm25.idf,
                            self.sentence_vectors)
-        chosen = choose(ranked, model["threshold"])
+        chosen = choose(ranked, model)
         if not chosen:
             related = ranked[0] if ranked and ranked[0].features["coverage"] > 0 else None
             text = "The documents do not answer this question."

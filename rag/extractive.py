@@ -5,7 +5,8 @@ Each candidate sentence of the retrieved chunks gets features:
 
 * ``coverage``: idf-weighted share of the question's focus words the sentence contains;
 * ``dense``: cosine between question and sentence embeddings (MiniLM);
-* ``chunk``: cosine between question and the sentence's chunk;
+* ``rank``: 1 / (1 + rank of the sentence's chunk in retrieval) (raw chunk cosines
+  shift with chunk length from corpus to corpus; ranks do not);
 * ``typed``: 1 when the sentence holds the kind of thing asked for (a date for
   "when", a number for "how many", a name for "who"), else 0.
 
@@ -35,8 +36,11 @@ from .lexical import tokenize
 from .sentences import sentence_spans
 
 CALIBRATION = Path(__file__).parent / "data" / "abstention.json"
-DEFAULT_MODEL = {"weights": {"coverage": 4.0, "dense": 6.0, "chunk": 1.0, "typed": 1.0},
-                 "bias": -5.2, "threshold": 0.5, "source": "hand-set defaults (no calibration file)"}
+DEFAULT_MODEL = {"weights": {"coverage": 4.0, "dense": 6.0, "rank": 1.0, "typed": 1.0}, "bias": -5.2,
+                 "abstain": {"weights": {"best_coverage": 4.0, "best_dense": 6.0, "best_typed": 1.0}, "bias": -5.0,
+                             "threshold": 0.5},
+                 "source": "hand-set defaults (no calibration file)"}
+ANSWERABILITY = ["best_coverage", "best_dense", "best_typed"]
 
 QUESTION_WORDS = frozenset(tokenize(
     "what who whom whose which when where why how did does do is are was were say said says tell told "
@@ -105,9 +109,28 @@ def _sigmoid(x: float) -> float:
 
 
 def score(features: dict, model: dict | None = None) -> float:
+    """Probability that a sentence is the one that answers (the ranking model)."""
     model = model or scoring_model()
     z = model["bias"] + sum(model["weights"][k] * features[k] for k in model["weights"])
     return _sigmoid(z)
+
+
+def answerability_features(ranked: list["Candidate"]) -> dict:
+    """Question-level evidence that the retrieved text answers at all: the best
+    coverage and sentence similarity over all candidates, and whether the
+    top-ranked sentence holds the kind of thing asked for."""
+    if not ranked:
+        return {k: 0.0 for k in ANSWERABILITY}
+    return {"best_coverage": max(c.features["coverage"] for c in ranked),
+            "best_dense": max(c.features["dense"] for c in ranked),
+            "best_typed": ranked[0].features["typed"]}
+
+
+def answerability(ranked: list["Candidate"], model: dict | None = None) -> float:
+    """Probability that the question is answered by the retrieved text (the abstention model)."""
+    m = (model or scoring_model())["abstain"]
+    f = answerability_features(ranked)
+    return _sigmoid(m["bias"] + sum(m["weights"][k] * f[k] for k in m["weights"]))
 
 
 class SentenceEmbeddings:
@@ -148,6 +171,7 @@ def candidates(nodes: list[NodeWithScore]) -> list[Candidate]:
             c = Candidate(meta["doc_id"], meta["doc_hash"], meta["source"], meta["title"],
                           base + span.start, base + span.end, span.text(node.text), rank)
             c.features["chunk"] = float(meta.get("dense_score", 0.0))
+            c.features["rank"] = 1.0 / (1.0 + rank)
             out.append(c)
     return out
 
@@ -164,7 +188,7 @@ def featurize(question: str, q_vec: np.ndarray, cands: list[Candidate], idf: dic
         c.features["coverage"] = sum(w for t, w in weights.items() if t in present) / total
         c.features["typed"] = has_type(c.text, kind, question)
         c.features["dense"] = 0.0
-    shortlist = sorted(cands, key=lambda c: -(c.features["coverage"] + c.features["chunk"]))[:max_embed]
+    shortlist = sorted(cands, key=lambda c: -(c.features["coverage"] + c.features["rank"]))[:max_embed]
     if shortlist:
         vecs = embeddings.get(shortlist)
         for c, v in zip(shortlist, vecs @ q_vec):
@@ -195,7 +219,7 @@ def missing_entities(question: str, context: str) -> list[str]:
     """Capitalised names in the question (not its first word) that the retrieved text never mentions."""
     words = re.findall(r"(?<!^)(?<![.?!]\s)\b([A-Z][A-Za-z]{1,}|[A-Z]{2,})\b", question.strip())
     low = context.lower()
-    return [w for w in dict.fromkeys(words) if w.lower() not in low and w not in ("I",)]
+    return [w for w in dict.fromkeys(words) if w.lower() not in low and w.lower() not in QUESTION_WORDS | {"i", "not"}]
 
 
 def premise_verdict(question: str, sentence: str, idf: dict[str, float]) -> str | None:
@@ -229,15 +253,17 @@ def premise_verdict(question: str, sentence: str, idf: dict[str, float]) -> str 
     return "contradiction" if share >= needed else None
 
 
-def choose(cands: list[Candidate], threshold: float, max_sentences: int = 2) -> list[Candidate]:
-    """The best sentence, plus others nearly as good that add something."""
-    if not cands or cands[0].prob < threshold:
+def choose(cands: list[Candidate], model: dict | None = None, max_sentences: int = 2) -> list[Candidate]:
+    """Nothing when the question looks unanswerable; else the best sentence, plus
+    others nearly as good (ranking probability within 80% of the best)."""
+    model = model or scoring_model()
+    if not cands or answerability(cands, model) < model["abstain"]["threshold"]:
         return []
     chosen = [cands[0]]
     for c in cands[1:]:
         if len(chosen) >= max_sentences:
             break
-        if c.prob >= max(threshold, 0.8 * cands[0].prob) and c.text not in {x.text for x in chosen}:
+        if c.prob >= 0.8 * cands[0].prob and c.text not in {x.text for x in chosen}:
             chosen.append(c)
     # read in document order within each document
     return sorted(chosen, key=lambda c: (c.chunk_rank if c.doc_id != chosen[0].doc_id else -1, c.doc_id, c.start))

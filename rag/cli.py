@@ -147,6 +147,38 @@ def chat(ctx, top_k, llm):
         history += [{"role": "user", "content": question}, {"role": "assistant", "content": answer.answer}]
 
 
+@cli.command(name="eval")
+@click.argument("suites", nargs=-1)
+@click.option("--questions", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="JSONL: question, optional answer/expected, optional unanswerable; asked on your index")
+@click.option("--pairs", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="JSONL: context, output, optional label supported/unsupported; the judge alone")
+@click.option("--judge", "judge_name", type=click.Choice(["offline", "llm"]), default="offline", show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Run directory (default runs/<time>)")
+@click.option("--limit", type=click.IntRange(1, 5000), default=None, help="Rows/questions per suite")
+@click.option("--top-k", type=click.IntRange(1, 50), default=6, show_default=True)
+@click.option("--llm", envvar="RAG_LLM", default=None, help="Answer backend to evaluate")
+@click.pass_context
+def eval_(ctx, suites, questions, pairs, judge_name, out, limit, top_k, llm):
+    """Run eval suites (seed, halueval-qa, judge-halueval) and/or your own --questions/--pairs;
+    writes results.jsonl, summary.json, report.md and report.html."""
+    import time as _time
+
+    from eval.runner import run
+
+    out = out or Path("runs") / _time.strftime("%Y%m%d-%H%M%S")
+    try:
+        summary = run(list(suites), _config(ctx).with_(llm=llm), out, judge_name=judge_name, top_k=top_k,
+                      limit=limit, questions=questions, pairs=pairs)
+    except ValueError as exc:
+        raise click.ClickException(str(exc))
+    for name, rows in summary["tables"].items():
+        click.echo(f"\n{name}")
+        for row in rows:
+            click.echo("  " + ", ".join(f"{k}={v}" for k, v in row.items() if v is not None))
+    click.echo(f"\nreport: {out / 'report.html'}")
+
+
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind (loopback by default)")
 @click.option("--port", type=int, default=7860, show_default=True)

@@ -198,6 +198,9 @@ def featurize(question: str, q_vec: np.ndarray, cands: list[Candidate], idf: dic
     return sorted(cands, key=lambda c: -c.prob)
 
 
+# Words the answerer adds around quotes; they frame a quote and are not claims about the documents.
+FRAMES = re.compile(r"^(?:No\.\s+|The documents contradict the premise of the question:\s+|"
+                    r"The documents do not mention [^;]{1,200}; what they say is:\s+|Related, but not an answer:\s+)")
 YES_NO = re.compile(r"^\s*(?:does|do|did|is|are|was|were|would|will|can|could|has|have|had|should|must)\b", re.I)
 REPORTING = re.compile(r"\b(?:say|said|tell|told|mention|mentioned|think|thought|describe|stated?)\b.*\babout\b", re.I)
 PRESUPPOSING = re.compile(r"^\s*(?:why|how come|what made|what led)\b", re.I)

@@ -1,0 +1,319 @@
+"""``rag eval``: run suites, score every answer, write a report directory.
+
+Suites: ``seed`` (the dev set over the seed article), ``halueval-qa`` (HaluEval
+QA knowledge as a corpus, rows 0-4999), ``judge-halueval`` (the judge alone on
+HaluEval summarization and QA pairs), plus the user's own ``--questions`` and
+``--pairs`` files. Metric definitions live in eval/metrics.py and the report.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import re
+import time
+from pathlib import Path
+from typing import Callable
+
+from tqdm import tqdm
+
+from rag.config import Config
+
+from . import metrics, report
+
+ROOT = Path(__file__).resolve().parents[1]
+SEED_DEV = Path(__file__).parent / "data" / "seed_dev.jsonl"
+SUITES = ("seed", "halueval-qa", "judge-halueval")
+_MARK = re.compile(r"\s*\[(\d+)\]")
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    rows = []
+    for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path}:{n}: not JSON ({exc.msg})") from None
+    return rows
+
+
+def make_judge(name: str, config: Config):
+    from . import judges
+
+    if name == "offline":
+        return judges.default_judge()
+    if name == "llm":
+        if not hasattr(judges, "LLMJudge"):
+            raise ValueError("the llm judge is not built yet; use --judge offline")
+        return judges.LLMJudge.from_config(config)
+    raise ValueError(f"unknown judge {name!r}: offline or llm")
+
+
+def claims_of(answer) -> list[tuple[str, list[int]]]:
+    """(claim text without markers, cited ids) for each answer sentence that cites a supporting
+    or contradicting quote. The answerer's framing words ("No.", "Related, but not an answer:")
+    are not claims; a sentence citing only "related" passages (when abstaining) claims nothing."""
+    from rag.extractive import FRAMES
+    from rag.sentences import sentence_spans
+
+    related = {c.id for c in answer.citations if c.role == "related"}
+    text = answer.answer
+    out = []
+    for span in sentence_spans(text):
+        sentence = span.text(text)
+        ids = [int(m) for m in re.findall(r"\[(\d+)\]", sentence)]
+        # the marker after a sentence's full stop belongs to it
+        tail = re.match(r"(\s*\[\d+\])+", text[span.end:])
+        if tail:
+            ids += [int(m) for m in re.findall(r"\d+", tail.group(0))]
+        claim = FRAMES.sub("", _MARK.sub("", sentence).strip()).strip()
+        if ids and set(ids) <= related:
+            continue
+        if ids and claim and not re.fullmatch(r"\[?\d+\]?", claim):
+            out.append((claim, ids))
+    return out
+
+
+def score_answer(assistant, judge, answer, context: list[str]) -> dict:
+    """Per-answer metrics: claims with verdicts against the context and against their own quotes."""
+    from .judges import judge_output  # noqa: F401  (same judge semantics as the pairs suite)
+
+    quotes = {c.id: c.quote for c in answer.citations}
+    doc_texts = {}
+    for c in answer.citations:
+        try:
+            doc_texts[c.doc_id] = assistant.store.document(c.doc_id).text
+        except assistant.store.DoesNotExist:
+            pass
+    claims = []
+    for claim, ids in claims_of(answer):
+        ctx = judge.judge(claim, context)
+        cited = [quotes[i] for i in ids if i in quotes]
+        by_quote = judge.judge(claim, cited) if cited else None
+        claims.append({"claim": claim, "cites": ids, "supported": ctx.supported, "score": round(ctx.score, 4),
+                       "evidence": ctx.evidence, "reasons": ctx.reasons,
+                       "supported_by_citation": bool(by_quote and by_quote.supported),
+                       "citation_score": round(by_quote.score, 4) if by_quote else 0.0})
+    return {"claims": claims,
+            "faithfulness": metrics.faithfulness([c["supported"] for c in claims]) if claims else None,
+            "citation_support": (sum(c["supported_by_citation"] for c in claims) / len(claims)) if claims else None,
+            "citation_validity": metrics.citation_validity(answer.citations, doc_texts) if answer.citations else None}
+
+
+def _mean(values) -> float | None:
+    values = [v for v in values if v is not None]
+    return round(sum(values) / len(values), 4) if values else None
+
+
+def run_questions(assistant, judge, rows: list[dict], gold_of: Callable[[dict, list], int | None],
+                  top_k: int, suite: str) -> tuple[list[dict], dict]:
+    """Ask every question, score it; returns (records, aggregate row)."""
+    records = []
+    for row in tqdm(rows, desc=suite, unit="q", dynamic_ncols=True):
+        t = time.perf_counter()
+        answer = assistant.ask(row["question"], history=row.get("history"), top_k=top_k)
+        ms = (time.perf_counter() - t) * 1000
+        nodes = assistant.retrieve(answer.question_used, max(top_k, 10))
+        context = [n.node.text for n in nodes[:top_k]]
+        scored = score_answer(assistant, judge, answer, context)
+        unanswerable = bool(row.get("unanswerable") or row.get("kind") == "unanswerable")
+        expected = row.get("expected") or ([row["answer"]] if row.get("answer") else [])
+        if isinstance(expected, str):
+            expected = [expected]
+        rec = {"suite": suite, "id": row.get("id"), "kind": row.get("kind"), "question": row["question"],
+               "question_used": answer.question_used, "unanswerable": unanswerable, "answer": answer.answer,
+               "status": answer.status, "abstained": answer.abstained,
+               "citations": [c.model_dump() for c in answer.citations], "latency_ms": round(ms, 1), **scored}
+        if expected and not unanswerable:
+            rec["correct"] = (not answer.abstained) and metrics.contains_expected(answer.answer, expected)
+            rec["token_f1"] = max(metrics.token_f1(_MARK.sub("", answer.answer), e) for e in expected)
+        gold_rank = gold_of(row, nodes)
+        if gold_rank is not None or row.get("support") or row.get("gold_source"):
+            rec["gold_rank"] = gold_rank
+        records.append(rec)
+
+    truth = [r["unanswerable"] for r in records]
+    predicted = [r["abstained"] for r in records]
+    p, r = metrics.abstention_precision_recall(predicted, truth) if any(truth) else (None, None)
+    ranked = [r for r in records if "gold_rank" in r]
+    agg = {"suite": suite, "n": len(records),
+           "faithfulness": _mean(r["faithfulness"] for r in records),
+           "citation_validity": _mean(r["citation_validity"] for r in records),
+           "citation_support": _mean(r["citation_support"] for r in records),
+           "correctness": _mean(r["correct"] for r in records if "correct" in r),
+           "token_f1": _mean(r["token_f1"] for r in records if "token_f1" in r),
+           "abstention_precision": round(p, 4) if p is not None else None,
+           "abstention_recall": round(r, 4) if r is not None else None}
+    if ranked:
+        for k in (1, 5, 10):
+            agg[f"recall@{k}"] = round(sum(1 for x in ranked if x["gold_rank"] and x["gold_rank"] <= k) / len(ranked), 4)
+        agg["mrr@10"] = round(sum(1 / x["gold_rank"] for x in ranked if x["gold_rank"]) / len(ranked), 4)
+    agg["p50_ms"] = sorted(r["latency_ms"] for r in records)[len(records) // 2] if records else None
+    return records, agg
+
+
+def _rank_of(nodes, test) -> int | None:
+    for i, n in enumerate(nodes, 1):
+        if test(n):
+            return i
+    return None
+
+
+def suite_seed(config: Config, judge, top_k: int, limit: int | None):
+    from rag.assistant import Assistant
+
+    assistant = Assistant.open(config.with_(collection="eval_seed"))
+    assistant.ingest([ROOT / "seeds"])
+    rows = read_jsonl(SEED_DEV)[:limit]
+
+    def gold(row, nodes):
+        support = row.get("support")
+        return _rank_of(nodes, lambda n: support in n.node.text) if support else None
+
+    return run_questions(assistant, judge, rows, gold, top_k, "seed")
+
+
+def suite_questions(config: Config, judge, top_k: int, limit: int | None, path: Path):
+    from rag.assistant import Assistant
+
+    assistant = Assistant.open(config)
+    if not assistant.documents():
+        raise ValueError("the index is empty: run `rag ingest` first")
+    rows = read_jsonl(path)[:limit]
+    for n, row in enumerate(rows, 1):
+        if not isinstance(row.get("question"), str) or not row["question"].strip():
+            raise ValueError(f"{path}:{n}: needs a non-empty 'question'")
+    return run_questions(assistant, judge, rows, lambda row, nodes: None, top_k,
+                         f"questions:{Path(path).name}")
+
+
+def suite_halueval_qa(config: Config, judge, top_k: int, limit: int | None):
+    from rag.assistant import Assistant
+    from rag.ingest import Indexer
+    from rag.loaders import make_document
+
+    from .datasets import halueval_qa
+
+    limit = limit or 500
+    rows = list(halueval_qa(range(0, min(limit, 5000))))
+    assistant = Assistant.open(config.with_(collection=f"eval_halueval_qa_{len(rows)}"))
+    docs = [make_document(r["knowledge"], f"halueval-qa:row{r['row']}", title=f"HaluEval QA row {r['row']}")
+            for r in rows]
+    Indexer(assistant.store).ingest_documents(docs)
+    questions = [{"id": f"row{r['row']}", "question": r["question"], "answer": r["right_answer"],
+                  "gold_source": f"halueval-qa:row{r['row']}"} for r in rows]
+    return run_questions(assistant, judge, questions,
+                         lambda row, nodes: _rank_of(nodes, lambda n: n.node.metadata["source"] == row["gold_source"]),
+                         top_k, "halueval-qa")
+
+
+def judge_pairs(judge, pairs: list[dict], suite: str) -> tuple[list[dict], dict, list[int], list[float]]:
+    """The judge alone on (context, output[, label]) pairs."""
+    from .judges import judge_output
+
+    threshold = getattr(judge, "model", {}).get("threshold", 0.5)
+    records, labels, scores = [], [], []
+    for i, p in enumerate(tqdm(pairs, desc=suite, unit="pair", dynamic_ncols=True)):
+        if not isinstance(p.get("context"), str) or not isinstance(p.get("output"), str):
+            raise ValueError(f"pair {i + 1}: needs string 'context' and 'output'")
+        score, verdicts = judge_output(p["context"], p["output"], judge)
+        rec = {"suite": suite, "id": p.get("id", i + 1), "score": round(score, 4), "supported": score >= threshold,
+               "claims": [{"claim": v.claim, "supported": v.supported, "score": round(v.score, 4),
+                           "evidence": v.evidence, "reasons": v.reasons} for v in verdicts]}
+        if p.get("label") in ("supported", "unsupported"):
+            rec["label"] = p["label"]
+            labels.append(int(p["label"] == "supported"))
+            scores.append(score)
+        for key in ("kind", "words"):
+            if key in p:
+                rec[key] = p[key]
+        records.append(rec)
+    agg = {"suite": suite, "n": len(records)}
+    if labels and 0 < sum(labels) < len(labels):
+        agg["balanced_accuracy"] = round(metrics.balanced_accuracy(labels, [s >= threshold for s in scores]), 4)
+        agg["roc_auc"] = round(metrics.roc_auc(labels, scores), 4)
+    return records, agg, labels, scores
+
+
+def suite_judge_halueval(judge, limit: int | None):
+    from .datasets import halueval_qa, halueval_summarization
+
+    n = min(limit or 1000, 5000)
+    summ, qa = [], []
+    for r in halueval_summarization(range(0, n)):
+        lw, lh = len(r["right_summary"].split()), len(r["hallucinated_summary"].split())
+        matched = abs(lw - lh) <= 0.1 * max(lw, lh)
+        summ.append({"id": f"sum{r['row']}+", "context": r["document"], "output": r["right_summary"],
+                     "label": "supported", "matched": matched})
+        summ.append({"id": f"sum{r['row']}-", "context": r["document"], "output": r["hallucinated_summary"],
+                     "label": "unsupported", "matched": matched})
+    for r in halueval_qa(range(0, n)):
+        for out, label in ((r["right_answer"], "supported"), (r["hallucinated_answer"], "unsupported")):
+            qa.append({"id": f"qa{r['row']}{'+' if label == 'supported' else '-'}",
+                       "context": r["knowledge"] + "\nQuestion: " + r["question"], "output": out, "label": label})
+    rec_s, agg_s, lab_s, sc_s = judge_pairs(judge, summ, "judge-halueval:summarization")
+    matched = [i for i, p in enumerate(summ) if p["matched"]]
+    agg_m = {"suite": "judge-halueval:summarization (length-matched)", "n": len(matched)}
+    if matched:
+        ml, ms = [lab_s[i] for i in matched], [sc_s[i] for i in matched]
+        threshold = getattr(judge, "model", {}).get("threshold", 0.5)
+        if 0 < sum(ml) < len(ml):
+            agg_m["balanced_accuracy"] = round(metrics.balanced_accuracy(ml, [s >= threshold for s in ms]), 4)
+            agg_m["roc_auc"] = round(metrics.roc_auc(ml, ms), 4)
+    rec_q, agg_q, lab_q, sc_q = judge_pairs(judge, qa, "judge-halueval:qa")
+    return rec_s + rec_q, [agg_s, agg_m, agg_q], (lab_s, sc_s)
+
+
+def run(suites: list[str], config: Config, out: Path, judge_name: str = "offline", top_k: int = 6,
+        limit: int | None = None, questions: Path | None = None, pairs: Path | None = None) -> dict:
+    """Run the suites and write ``out``; returns the summary dict."""
+    for s in suites:
+        if s not in SUITES:
+            raise ValueError(f"unknown suite {s!r}; choose from {', '.join(SUITES)}")
+    if not suites and not questions and not pairs:
+        suites = ["seed"]
+    judge = make_judge(judge_name, config)
+    results, tables, plots = [], {}, {}
+    summary: dict = {}
+    answer_rows = []
+    for suite in suites:
+        if suite == "seed":
+            recs, agg = suite_seed(config, judge, top_k, limit)
+        elif suite == "halueval-qa":
+            recs, agg = suite_halueval_qa(config, judge, top_k, limit)
+        else:
+            recs, aggs, (labels, scores) = suite_judge_halueval(judge, limit)
+            results += recs
+            tables["judge"] = tables.get("judge", []) + aggs
+            plots["judge ROC, HaluEval summarization"] = {"kind": "roc", "points": report.roc_points(labels, scores),
+                                                          "x": "false positive rate", "y": "true positive rate"}
+            continue
+        results += recs
+        answer_rows.append(agg)
+        plots[f"{suite}: claim support scores"] = {"kind": "hist", "values": [c["score"] for r in recs for c in r["claims"]]}
+        if "recall@1" in agg:
+            plots[f"{suite}: recall@k"] = {"kind": "curve", "x": "k", "y": "recall",
+                                           "points": [(k, agg[f"recall@{k}"]) for k in (1, 5, 10)]}
+    if questions:
+        recs, agg = suite_questions(config, judge, top_k, limit, questions)
+        results += recs
+        answer_rows.append(agg)
+    if pairs:
+        recs, agg, labels, scores = judge_pairs(judge, read_jsonl(pairs), f"pairs:{Path(pairs).name}")
+        results += recs
+        tables["judge"] = tables.get("judge", []) + [agg]
+        summary.update({k: agg[k] for k in ("n", "balanced_accuracy", "roc_auc") if k in agg})
+        if labels and 0 < sum(labels) < len(labels):
+            plots["judge ROC, pairs"] = {"kind": "roc", "points": report.roc_points(labels, scores),
+                                         "x": "false positive rate", "y": "true positive rate"}
+    if answer_rows:
+        tables["answers"] = answer_rows
+    summary.update({"config": {"suites": suites, "questions": str(questions) if questions else None,
+                               "pairs": str(pairs) if pairs else None, "backend": config.llm, "judge": judge_name,
+                               "judge_model": getattr(judge, "name", judge_name), "embedder": "all-MiniLM-L6-v2 int8 ONNX",
+                               "top_k": top_k, "limit": limit, "halueval_rows": f"0-{min(limit or 1000, 5000) - 1}",
+                               "date": datetime.datetime.now().isoformat(timespec="seconds")},
+                    "tables": tables})
+    report.write(out, results, summary, plots)
+    return summary

@@ -1,0 +1,72 @@
+"""`rag eval` end to end, offline: the seed suite, a --pairs file, a --questions file."""
+
+import json
+
+from click.testing import CliRunner
+
+from rag.cli import cli
+
+
+def _run(args, data_dir):
+    result = CliRunner().invoke(cli, ["--data-dir", str(data_dir), "eval", *args], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def test_eval_seed_writes_a_full_report(tmp_path):
+    out = tmp_path / "run"
+    _run(["seed", "--out", str(out)], tmp_path / "data")
+    summary = json.loads((out / "summary.json").read_text())
+    (row,) = summary["tables"]["answers"]
+    assert row["n"] >= 25
+    assert row["citation_validity"] == 1.0
+    assert row["faithfulness"] >= 0.9  # extractive claims are document sentences
+    assert row["recall@5"] >= 0.9
+    assert summary["config"]["backend"] == "extractive" and summary["config"]["top_k"] == 6
+    records = [json.loads(l) for l in (out / "results.jsonl").read_text().splitlines()]
+    assert len(records) == row["n"]
+    answered = [r for r in records if r["claims"]]
+    assert answered and all("supported" in c and "evidence" in c for r in answered for c in r["claims"])
+    html = (out / "report.html").read_text()
+    assert "<svg" in html and "faithfulness" in html and "http" not in html.split("<body>")[1].replace("http-equiv", "")
+    assert (out / "report.md").read_text().startswith("# Eval report")
+
+
+def test_eval_pairs_reports_accuracy_and_auc(tmp_path):
+    pairs = tmp_path / "pairs.jsonl"
+    ctx = "The summit was held in July. The path to membership is irreversible."
+    rows = [{"context": ctx, "output": "The summit took place in July.", "label": "supported"},
+            {"context": ctx, "output": "The path to membership is irreversible.", "label": "supported"},
+            {"context": ctx, "output": "The summit was held in June.", "label": "unsupported"},
+            {"context": ctx, "output": "The path to membership is reversible.", "label": "unsupported"}]
+    pairs.write_text("\n".join(json.dumps(r) for r in rows))
+    out = tmp_path / "run"
+    _run(["--pairs", str(pairs), "--out", str(out)], tmp_path / "data")
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["n"] == 4
+    assert 0.0 <= summary["balanced_accuracy"] <= 1.0 and 0.0 <= summary["roc_auc"] <= 1.0
+    assert summary["roc_auc"] >= 0.75
+    records = [json.loads(l) for l in (out / "results.jsonl").read_text().splitlines()]
+    assert [r["label"] for r in records] == [r["label"] for r in rows]
+
+
+def test_eval_questions_on_users_index(tmp_path):
+    from conftest import SEEDS
+
+    data = tmp_path / "data"
+    assert CliRunner().invoke(cli, ["--data-dir", str(data), "ingest", str(SEEDS)]).exit_code == 0
+    questions = tmp_path / "q.jsonl"
+    questions.write_text("\n".join(json.dumps(r) for r in [
+        {"question": "When was NATO's summit?", "expected": ["July"]},
+        {"question": "What is the boiling point of mercury?", "unanswerable": True}]))
+    out = tmp_path / "run"
+    _run(["--questions", str(questions), "--out", str(out)], data)
+    (row,) = json.loads((out / "summary.json").read_text())["tables"]["answers"]
+    assert row["n"] == 2 and row["correctness"] == 1.0 and row["abstention_recall"] == 1.0
+
+
+def test_bad_pairs_file_is_a_clear_error(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("{not json\n")
+    result = CliRunner().invoke(cli, ["--data-dir", str(tmp_path / "d"), "eval", "--pairs", str(bad)])
+    assert result.exit_code != 0 and "not JSON" in result.output

@@ -12,6 +12,7 @@ from __future__ import annotations
 import fcntl
 import os
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,9 +90,23 @@ class Indexer:
         committed = {r.doc_id: r.doc_hash for r in self.store.documents()}
         group: list[tuple[Document, list]] = []
         group_chunks = 0
+        # One writer thread: group N is written to Chroma while group N+1 is embedded.
+        # Groups are committed strictly in order, so crash safety is unchanged.
+        writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chroma-writer")
+        pending: Future | None = None
+
+        def commit(items: list) -> None:
+            self.store.write_many(items, {d.metadata["doc_id"] for d, _, _ in items} & set(committed))
+            for doc, ns, _ in items:
+                doc_id = doc.metadata["doc_id"]
+                (report.updated if doc_id in committed else report.added).append(doc.metadata["source"])
+                committed[doc_id] = doc.metadata["doc_hash"]
+                report.chunks += len(ns)
+                if progress:
+                    progress(1)
 
         def flush():
-            nonlocal group, group_chunks
+            nonlocal group, group_chunks, pending
             if not group:
                 return
             nodes = [n for _, ns in group for n in ns]
@@ -102,14 +117,9 @@ class Indexer:
             for doc, ns in group:
                 items.append((doc, ns, vectors[at : at + len(ns)]))
                 at += len(ns)
-            self.store.write_many(items, {d.metadata["doc_id"] for d, _ in group} & set(committed))
-            for doc, _ in group:
-                doc_id = doc.metadata["doc_id"]
-                (report.updated if doc_id in committed else report.added).append(doc.metadata["source"])
-                committed[doc_id] = doc.metadata["doc_hash"]
-                if progress:
-                    progress(1)
-            report.chunks += len(nodes)
+            if pending is not None:
+                pending.result()  # re-raises a failed write
+            pending = writer.submit(commit, items)
             group, group_chunks = [], 0
 
         for doc in docs:
@@ -128,7 +138,12 @@ class Indexer:
             group_chunks += len(nodes)
             if group_chunks >= EMBED_GROUP:
                 flush()
-        flush()
+        try:
+            flush()
+            if pending is not None:
+                pending.result()
+        finally:
+            writer.shutdown(wait=True)
         report.seconds += time.perf_counter() - started
         return report
 

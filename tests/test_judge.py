@@ -86,7 +86,8 @@ def test_contradictions_in_the_documents_own_words_are_unsupported(judge, kind):
 def test_contradiction_scores_below_its_faithful_twin(judge):
     for faithful, unfaithful in [
         ("Mayor Helen Park said the decision was irreversible.", "Mayor Helen Park said the decision was reversible."),
-        ("The budget sets aside 40 million dollars for schools.", "The budget sets aside 60 million dollars for schools."),
+        ("The budget sets aside 40 million dollars for schools.",
+         "The budget sets aside 60 million dollars for schools."),
         ("Officials did not say when construction of the bridge would begin.",
          "Officials said when construction of the bridge would begin."),
     ]:
@@ -301,3 +302,14 @@ def test_llm_judge_fails_closed_when_the_model_errors():
 
     v = judges.LLMJudge(broken).judge("The mayor resigned.", EVIDENCE)
     assert not v.supported and "ConnectionError" in v.reasons[0]
+
+
+def test_minilm_similarity_feature_when_embeddings_are_on():
+    judge = OfflineJudge(use_embeddings=True)
+    verbatim = judge.judge("Mayor Helen Park said the decision was irreversible.", EVIDENCE)
+    reworded = judge.judge("The ceasefire between the rebel factions came after weeks of negotiations.", EVIDENCE)
+    unrelated = judge.judge("Scientists discovered water on a distant exoplanet.", EVIDENCE)
+    assert verbatim.features["dense"] > 0.95
+    assert reworded.features["dense"] > unrelated.features["dense"] + 0.2
+    assert any("similarity" in r for r in verbatim.reasons)
+    assert not OfflineJudge().uses_embeddings or OfflineJudge().model["weights"]["dense"] != 0

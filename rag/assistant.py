@@ -66,6 +66,10 @@ class Assistant:
             raise BadRequest(f"question is longer than {MAX_QUESTION_CHARS} characters")
         if "\x00" in question:
             raise BadRequest("question contains a NUL character")
+        try:
+            question.encode("utf-8")
+        except UnicodeEncodeError:
+            raise BadRequest("question is not valid Unicode text (lone surrogate)") from None
         top_k = self.config.top_k if top_k is None else top_k
         if not isinstance(top_k, int) or not 1 <= top_k <= 50:
             raise BadRequest("top_k must be an integer from 1 to 50")
@@ -199,7 +203,9 @@ class Assistant:
 
     def ingest(self, paths: list[Path], prune: bool = False, show_progress: bool = False) -> IngestReport:
         with self._write_lock:
-            return Indexer(self.store).ingest_paths(paths, prune=prune, show_progress=show_progress)
+            report = Indexer(self.store).ingest_paths(paths, prune=prune, show_progress=show_progress)
+            self._read_your_writes()
+            return report
 
     def add_document(self, data: bytes, filename: str) -> IngestReport:
         """Index uploaded bytes under the source name ``upload:<filename>``. Raises LoadError."""
@@ -209,11 +215,21 @@ class Assistant:
         text, title = parse_bytes(data, Path(name).suffix)
         doc = make_document(text, f"upload:{name}", title)
         with self._write_lock:
-            return Indexer(self.store).ingest_documents([doc])
+            report = Indexer(self.store).ingest_documents([doc])
+            self._read_your_writes()
+            return report
 
     def delete_document(self, doc_id: str):
         with self._write_lock:
-            return self.store.delete(doc_id)
+            record = self.store.delete(doc_id)
+            self._read_your_writes()
+            return record
+
+    def _read_your_writes(self) -> None:
+        """Rebuild the BM25 side now, so the next question sees the change (otherwise it is
+        re-checked once a second and an answer right after an upload could miss the document)."""
+        self.store.invalidate()
+        self.retriever.lexical.refresh(force=True)
 
     def documents(self):
         return self.store.documents()

@@ -2,6 +2,15 @@
 
 A file that cannot be read becomes a ``Skipped`` with a one-line reason;
 loading never raises for a bad file. Supported: .txt .md .html/.htm .pdf .docx.
+
+Hostile input: only regular files are read (a FIFO or device named ``x.txt`` is
+skipped, never opened for a blocking read); the size limit is checked on the open
+file before reading and the read itself is bounded; HTML goes through libxml2's
+parser (linear time; the standard library's ``html.parser`` is quadratic on some
+malformed markup: 100 KB of ``<a `` took over 8 s, growing with the square of the
+size); a .docx whose parts would decompress past ``MAX_UNZIPPED_BYTES`` is refused
+before it is unpacked (zip bomb); a file name that is not valid UTF-8 is skipped;
+any other exception from a decoder becomes the file's skip reason.
 """
 
 from __future__ import annotations
@@ -10,8 +19,8 @@ import hashlib
 import io
 import os
 import re
+import stat
 from dataclasses import dataclass
-from html.parser import HTMLParser
 from pathlib import Path
 from typing import Iterator
 
@@ -19,6 +28,7 @@ from llama_index.core.schema import Document
 
 SUPPORTED = {".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx"}
 MAX_FILE_BYTES = int(os.environ.get("RAG_MAX_FILE_MB", "50")) * 1024 * 1024
+MAX_UNZIPPED_BYTES = 256 * 1024 * 1024  # a .docx larger than this once unpacked is refused
 
 
 @dataclass(frozen=True)
@@ -69,20 +79,22 @@ def _decode_text(data: bytes) -> str:
         raise LoadError(f"not valid UTF-8 (byte {exc.start}); re-save the file as UTF-8") from None
 
 
-class _HTMLText(HTMLParser):
+class _HTMLText:
+    """Event target for lxml's HTML parser: visible text with block breaks, the title and first h1."""
+
     SKIP = {"script", "style", "noscript", "template", "svg", "head"}
     BLOCK = {"p", "div", "br", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "tr",
              "section", "article", "header", "footer", "blockquote", "pre", "table", "hr", "title"}
 
     def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
         self.parts: list[str] = []
         self.skip_depth = 0
         self.title = ""
         self.h1 = ""
         self._in: str | None = None
 
-    def handle_starttag(self, tag, attrs):
+    def start(self, tag, attrib):
+        tag = tag.lower() if isinstance(tag, str) else ""
         if tag in self.SKIP and tag != "head":
             self.skip_depth += 1
         if tag in ("title", "h1"):
@@ -90,15 +102,16 @@ class _HTMLText(HTMLParser):
         if tag in self.BLOCK:
             self.parts.append("\n")
 
-    def handle_endtag(self, tag):
+    def end(self, tag):
+        tag = tag.lower() if isinstance(tag, str) else ""
         if tag in self.SKIP and tag != "head" and self.skip_depth:
             self.skip_depth -= 1
         if tag == self._in:
             self._in = None
-        if tag in self.BLOCK:
+        if tag in self.BLOCK and tag not in ("br", "hr"):  # void elements: one break, at the start
             self.parts.append("\n")
 
-    def handle_data(self, data):
+    def data(self, data):
         if self._in == "title":
             self.title += data
             return
@@ -108,18 +121,25 @@ class _HTMLText(HTMLParser):
             self.h1 += data
         self.parts.append(data)
 
+    def close(self):
+        return None
+
 
 def _html_text(data: bytes) -> tuple[str, str | None]:
-    parser = _HTMLText()
+    from lxml import etree
+
+    target = _HTMLText()
+    parser = etree.HTMLParser(target=target, recover=True, no_network=True, remove_comments=True,
+                              remove_pis=True)
     try:
         parser.feed(_decode_text(data))
         parser.close()
-    except (RecursionError, AssertionError) as exc:  # pathological markup
+    except (etree.LxmlError, RecursionError, ValueError) as exc:  # pathological markup
         raise LoadError(f"unparseable HTML ({type(exc).__name__})") from None
-    text = "".join(parser.parts)
+    text = "".join(target.parts)
     lines = [re.sub(r"[ \t\r\f\v]+", " ", line).strip() for line in text.split("\n")]
     text = re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
-    title = (parser.title or parser.h1).strip() or None
+    title = (target.title or target.h1).strip() or None
     return text, re.sub(r"\s+", " ", title) if title else None
 
 
@@ -131,10 +151,11 @@ def _pdf_text(data: bytes) -> tuple[str, str | None]:
         reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted:
             try:
-                if not reader.decrypt(""):
-                    raise LoadError("encrypted PDF (password required)")
+                opened = reader.decrypt("")
             except Exception as exc:  # pypdf raises several types for crypto problems
                 raise LoadError(f"encrypted PDF ({exc})") from None
+            if not opened:
+                raise LoadError("encrypted PDF (password required)")
         pages = [page.extract_text() or "" for page in reader.pages]
         title = None
         if reader.metadata and reader.metadata.title:
@@ -155,6 +176,13 @@ def _docx_text(data: bytes) -> tuple[str, str | None]:
     import docx
 
     try:
+        unzipped = sum(info.file_size for info in zipfile.ZipFile(io.BytesIO(data)).infolist())
+    except (zipfile.BadZipFile, ValueError, OSError) as exc:
+        raise LoadError(f"corrupt .docx ({type(exc).__name__})") from None
+    if unzipped > MAX_UNZIPPED_BYTES:  # zipfile never inflates past the declared sizes
+        raise LoadError(f".docx would unpack to {unzipped / 2**20:.0f} MB (limit "
+                        f"{MAX_UNZIPPED_BYTES / 2**20:.0f} MB): refused as a possible zip bomb")
+    try:
         document = docx.Document(io.BytesIO(data))
     except (zipfile.BadZipFile, KeyError, ValueError) as exc:
         raise LoadError(f"corrupt .docx ({type(exc).__name__})") from None
@@ -173,8 +201,20 @@ def _first_line_title(text: str) -> str | None:
 
 
 def _title_from_name(source: str) -> str:
-    words = re.sub(r"[-_]+", " ", Path(source).stem).strip()
+    words = re.sub(r"[-_\s]+", " ", Path(source).stem).strip()
     return words[:1].upper() + words[1:] if words else source
+
+
+def _decoded(decoder, data: bytes, kind: str) -> tuple[str, str | None]:
+    """Run a format decoder; whatever a third-party parser raises becomes a LoadError."""
+    try:
+        return decoder(data)
+    except LoadError:
+        raise
+    except MemoryError:
+        raise LoadError(f"{kind} too large to parse in memory") from None
+    except Exception as exc:  # noqa: BLE001  (hostile files reach parser corners we cannot list)
+        raise LoadError(f"unreadable {kind} ({type(exc).__name__}: {str(exc)[:80]})") from None
 
 
 def parse_bytes(data: bytes, suffix: str) -> tuple[str, str | None]:
@@ -185,15 +225,15 @@ def parse_bytes(data: bytes, suffix: str) -> tuple[str, str | None]:
     if not data.strip():
         raise LoadError("empty file")
     if suffix in (".html", ".htm"):
-        text, title = _html_text(data)
+        text, title = _decoded(_html_text, data, "HTML")
     elif suffix == ".pdf":
         if not data.startswith(b"%PDF"):
             raise LoadError("not a PDF (missing %PDF header)")
-        text, title = _pdf_text(data)
+        text, title = _decoded(_pdf_text, data, "PDF")
     elif suffix == ".docx":
         if not data.startswith(b"PK"):
             raise LoadError("not a .docx (not a zip container)")
-        text, title = _docx_text(data)
+        text, title = _decoded(_docx_text, data, ".docx")
     else:
         text = _decode_text(data)
         title = None
@@ -219,16 +259,50 @@ def make_document(text: str, source: str, title: str | None = None, **extra) -> 
 def load_file(path: Path, source: str | None = None) -> Document | Skipped:
     """One file to a Document, or a Skipped with the reason."""
     source = source or source_name(path)
+    if not _utf8_ok(source):
+        return Skipped(_printable(source), "file name is not valid UTF-8 (rename the file)")
     try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            return Skipped(source, f"too large ({size / 2**20:.0f} MB > {MAX_FILE_BYTES / 2**20:.0f} MB limit, RAG_MAX_FILE_MB)")
-        text, title = parse_bytes(path.read_bytes(), path.suffix)
+        text, title = parse_bytes(read_limited(path), path.suffix)
     except LoadError as exc:
         return Skipped(source, str(exc))
     except OSError as exc:
         return Skipped(source, f"cannot read ({exc.strerror or exc})")
     return make_document(text, source, title)
+
+
+def _utf8_ok(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # undecodable bytes in a file name arrive as lone surrogates
+        return False
+    return True
+
+
+def _printable(name: str) -> str:
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def read_limited(path: Path, limit: int | None = None) -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes (default MAX_FILE_BYTES).
+
+    The size is checked before anything is read, and the read stops at limit + 1 bytes,
+    so a file that grows meanwhile cannot exhaust memory. FIFOs, devices and sockets are
+    refused without a blocking open (O_NONBLOCK). Raises LoadError or OSError."""
+    limit = MAX_FILE_BYTES if limit is None else limit
+    too_large = "too large ({} MB > " + f"{limit / 2**20:.0f} MB limit, RAG_MAX_FILE_MB)"
+    if not stat.S_ISREG(path.stat().st_mode):
+        raise LoadError("not a regular file")
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    with os.fdopen(fd, "rb") as fh:
+        info = os.fstat(fh.fileno())
+        if not stat.S_ISREG(info.st_mode):  # swapped after the check above
+            raise LoadError("not a regular file")
+        if info.st_size > limit:
+            raise LoadError(too_large.format(f"{info.st_size / 2**20:.0f}"))
+        data = fh.read(limit + 1)
+    if len(data) > limit:  # it grew while being read
+        raise LoadError(too_large.format(f"{len(data) / 2**20:.0f}+"))
+    return data
 
 
 def iter_files(paths: list[Path]) -> Iterator[Path | Skipped]:
@@ -240,6 +314,9 @@ def iter_files(paths: list[Path]) -> Iterator[Path | Skipped]:
         if root.is_file():
             yield root
             continue
+        if not root.is_dir():
+            yield Skipped(str(root), "not a regular file or folder")
+            continue
         real_root = root.resolve()
         for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
@@ -247,12 +324,16 @@ def iter_files(paths: list[Path]) -> Iterator[Path | Skipped]:
                 if name.startswith("."):
                     continue
                 path = Path(dirpath) / name
+                if not _utf8_ok(str(path)):
+                    yield Skipped(_printable(source_name(path)), "file name is not valid UTF-8 (rename the file)")
+                    continue
                 if path.suffix.lower() not in SUPPORTED:
                     yield Skipped(source_name(path), f"unsupported file type {path.suffix or '(none)'}")
                     continue
                 if path.is_symlink():
                     target = path.resolve()
-                    if not target.is_relative_to(real_root):
-                        yield Skipped(source_name(path), "symlink points outside the folder")
+                    if not target.is_relative_to(real_root):  # named by the link, not its target
+                        yield Skipped(source_name(Path(dirpath).resolve()) + "/" + name,
+                                      "symlink points outside the folder")
                         continue
                 yield path

@@ -25,7 +25,6 @@ import uuid
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -82,14 +81,24 @@ class ModelList(BaseModel):
 
 
 def _split(messages: list[ChatMessage]) -> tuple[str, list[dict]]:
-    """(question, history): the last user message and the user/assistant turns before it."""
+    """(question, history): the last user message and the user/assistant turns before it.
+
+    Text that is not valid Unicode (a lone surrogate such as ``"\\ud800"``, which JSON allows)
+    is refused here: the tokenizer cannot encode it."""
+    from .assistant import BadRequest
+
     for i in range(len(messages) - 1, -1, -1):
         if messages[i].role == "user":
             history = [{"role": m.role, "content": m.text()} for m in messages[:i]
                        if m.role in ("user", "assistant")]
-            return messages[i].text(), history
-    from .assistant import BadRequest
-
+            question = messages[i].text()
+            for text in [question, *(t["content"] for t in history)]:
+                try:
+                    text.encode("utf-8")
+                except UnicodeEncodeError as exc:
+                    raise BadRequest(f"messages contain text that is not valid Unicode "
+                                     f"({exc.reason}: {exc.object[exc.start:exc.end]!r})") from None
+            return question, history
     raise BadRequest("messages contain no user message (the last user message is the question)")
 
 
@@ -159,8 +168,10 @@ def router(assistant, call) -> APIRouter:
             return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
 
         async def events():
+            from .server import BatchedNext
+
             yield chunk({"role": "assistant", "content": ""})
-            item, text = first, []
+            item, text, pull = first, [], BatchedNext(stream, end)
             try:
                 while item is not end:
                     if isinstance(item, Answer):
@@ -177,7 +188,7 @@ def router(assistant, call) -> APIRouter:
                         break
                     text.append(item)
                     yield chunk({"content": item})
-                    item = await run_in_threadpool(next, stream, end)
+                    item = await pull()
             except BadRequest as exc:
                 yield f"data: {json.dumps({'error': {'message': str(exc), 'type': 'invalid_request_error'}})}\n\n"
             except Exception as exc:  # noqa: BLE001  (headers are sent: report in-band)

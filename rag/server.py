@@ -25,10 +25,14 @@ cross-site page cannot ride on the cookie). No CORS headers are sent on any rout
 (Gradio's own are removed too): browsers on other origins cannot read responses.
 
 Limits: question <= 2000 characters; ``history`` accepts up to 10,000 turns and
-only the last 50 are used (more than 10,000 -> 422); JSON bodies <= ``RAG_MAX_BODY_MB``
-(default 8); uploads <= ``RAG_MAX_UPLOAD_MB`` (default 20). Uploaded bytes are parsed
-in memory and indexed into the data directory's store; no file is written under
-the uploaded name anywhere.
+only the last 50 are used (more than 10,000 -> 422); unknown fields in an ``/api/ask``
+body -> 422 (``/v1`` accepts and ignores OpenAI options and any ``model`` name);
+JSON bodies <= ``RAG_MAX_BODY_MB`` (default 8); uploads <= ``RAG_MAX_UPLOAD_MB``
+(default 20). Uploaded bytes are parsed in memory and indexed into the data
+directory's store; no file is written under the uploaded name anywhere (Starlette
+spools a multipart part over 1 MB to an anonymous temporary file while the request
+runs and removes it afterwards). A successful upload or delete rebuilds the lexical
+index before it returns, so the next question sees the change.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ import os
 import re
 import time
 import unicodedata
+from collections import deque
 from http.cookies import SimpleCookie
 from pathlib import Path
 from typing import Any, AsyncIterator
@@ -77,7 +82,9 @@ class APIError(Exception):
 
 
 class AskRequest(BaseModel):
-    model_config = ConfigDict(strict=True, json_schema_extra={
+    # Unknown fields are refused (422), not silently ignored: a client sending {"llm": ...} or a
+    # misspelt "topk" learns that it did not get what it asked for.
+    model_config = ConfigDict(strict=True, extra="forbid", json_schema_extra={
         "examples": [{"question": "What did Zelenskyy say about Crimea?", "history": [], "top_k": 6}]})
 
     question: str = Field(max_length=2000, description="The question (1-2000 characters)")
@@ -163,6 +170,40 @@ def safe_filename(name: str | None) -> str:
     return name
 
 
+class BatchedNext:
+    """``await pull()`` gives the next item of a blocking iterator (``end`` when it is done).
+
+    Items are fetched in the threadpool in batches: one thread hop for everything the
+    iterator yields within ``budget`` seconds (all the words of an extractive answer, a few
+    tokens of a model's stream) instead of one hop per item, which under load made a
+    streamed answer several times slower than the same answer in one piece. An exception
+    from the iterator is raised after the items that came before it."""
+
+    def __init__(self, iterator, end, budget: float = 0.02):
+        self.iterator, self.end, self.budget = iterator, end, budget
+        self.buffer: deque = deque()
+        self.error: BaseException | None = None
+
+    def _fill(self) -> None:
+        deadline = time.monotonic() + self.budget
+        try:
+            while True:
+                item = next(self.iterator, self.end)
+                self.buffer.append(item)
+                if item is self.end or isinstance(item, Answer) or time.monotonic() >= deadline:
+                    return
+        except Exception as exc:  # noqa: BLE001  (re-raised in order by __call__)
+            self.error = exc
+
+    async def __call__(self):
+        if not self.buffer and self.error is None:
+            await run_in_threadpool(self._fill)
+        if self.buffer:
+            return self.buffer.popleft()
+        error, self.error = self.error, None
+        raise error
+
+
 def _sse(event: str, data: Any) -> str:
     payload = data if isinstance(data, str) else json.dumps(data, ensure_ascii=False)
     return f"event: {event}\ndata: {payload}\n\n"
@@ -175,6 +216,11 @@ def _validation_message(errors) -> str:
             parts.append(f"the body is not valid JSON ({err.get('ctx', {}).get('error', 'decode error')})")
             continue
         loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
+        if err.get("type") == "extra_forbidden":
+            hint = (" (the answer backend is chosen when the server starts: rag serve --llm)"
+                    if loc in ("llm", "backend", "model") else "")
+            parts.append(f"{loc}: unknown field{hint}")
+            continue
         parts.append(f"{loc}: {err.get('msg')}" if loc else str(err.get("msg")))
     return "; ".join(parts) or "invalid request"
 
@@ -438,14 +484,14 @@ def create_app(assistant, *, read_only: bool = False, api_key: str | None = None
         first = await call(next, stream, end)  # validation errors become a 422 before the stream starts
 
         async def events() -> AsyncIterator[str]:
-            item = first
+            item, pull = first, BatchedNext(stream, end)
             try:
                 while item is not end:
                     if isinstance(item, Answer):
                         yield _sse("answer", item.model_dump_json())
                         break
                     yield _sse("delta", {"text": item})
-                    item = await run_in_threadpool(next, stream, end)
+                    item = await pull()
             except BadRequest as exc:
                 yield _sse("error", {"detail": str(exc)})
             except Exception as exc:  # noqa: BLE001  (headers are sent: report in-band)

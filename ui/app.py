@@ -15,6 +15,7 @@ Offline: no analytics, no share link, no outside assets (Gradio 6 serves its own
 from __future__ import annotations
 
 import html
+import re
 import os
 from pathlib import Path
 
@@ -52,8 +53,11 @@ CSS = """
 
 
 def esc(text) -> str:
-    """HTML-escaped text with line breaks kept (and no raw newline, so Markdown leaves it alone)."""
-    return html.escape(str(text), quote=True).replace("\r", "").replace("\n", "<br>")
+    """HTML-escaped text with line breaks kept, and Markdown syntax characters written as
+    character references so quoted text is shown exactly as the document has it."""
+    escaped = html.escape(str(text), quote=True).replace("\r", "").replace("\n", "<br>")
+    return re.sub(r"&(?:amp|lt|gt|quot|#x27);|[\\`*_\[\]()#|~$!]",
+                  lambda m: m.group(0) if m.group(0).startswith("&") else f"&#{ord(m.group(0))};", escaped)
 
 
 # ------------------------------------------------------------------ rendering

@@ -59,6 +59,7 @@ from fastapi.security import APIKeyHeader, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from .llms import BackendUnavailable
 from .models import Answer, Turn
 
 log = logging.getLogger("rag.server")
@@ -449,6 +450,11 @@ def create_app(assistant, *, read_only: bool = False, api_key: str | None = None
         detail = exc.detail if isinstance(exc.detail, str) else json.dumps(exc.detail)
         return error(request, exc.status_code, detail, getattr(exc, "headers", None))
 
+    @app.exception_handler(BackendUnavailable)
+    async def backend_unavailable(request: Request, exc: BackendUnavailable):
+        # the answer model is down, slow, or refused us: 503/502 with the reason, never a hang
+        return error(request, exc.status, f"answer backend unavailable: {exc}")
+
     @app.exception_handler(Exception)
     async def server_fault(request: Request, exc: Exception):
         log.exception("unexpected error")
@@ -494,6 +500,8 @@ def create_app(assistant, *, read_only: bool = False, api_key: str | None = None
                     item = await pull()
             except BadRequest as exc:
                 yield _sse("error", {"detail": str(exc)})
+            except BackendUnavailable as exc:
+                yield _sse("error", {"detail": f"answer backend unavailable: {exc}", "status": exc.status})
             except Exception as exc:  # noqa: BLE001  (headers are sent: report in-band)
                 log.exception("stream failed")
                 yield _sse("error", {"detail": f"the answer failed ({type(exc).__name__})"})

@@ -1,0 +1,161 @@
+"""Answer backends side by side: extractive vs the packaged GGUF models.
+
+Two sets:
+
+* seed dev set (``eval/data/seed_dev.jsonl``, 47 questions on the seed article):
+  answerable / conversation -> answered and containing an expected phrase;
+  unanswerable -> abstained; false_premise -> premise flagged (or "No.").
+* HaluEval QA (rows 0-4999 only; default the first ``--halueval N`` rows): the
+  knowledge blocks of those rows are indexed as the corpus (one document per
+  row; ``--corpus-rows`` adds distractors), each row's question is asked, and
+  an answer counts when it contains ``right_answer`` (case-insensitive).
+
+For each backend: share correct, abstention on unanswerable questions, share
+of generated sentences kept after quote verification, how often the answer
+fell back to extractive (unverifiable / model said NOT IN DOCUMENTS), p50
+answer latency, generation tokens/s. Writes ``bench/out/llm_compare.json``
+and a Markdown table ``bench/out/llm_compare.md``.
+
+    .venv/bin/python bench/llm_compare.py [--halueval 50] [--backends extractive,gguf:smollm2,gguf:gemma-270m]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+from pathlib import Path
+
+from common import ROOT, percentiles, table
+from halueval_index import build as build_halueval
+
+import rag  # noqa: F401
+from eval.datasets import halueval_qa
+from rag.assistant import Assistant
+from rag.config import Config
+from rag.generative import NOTE_ABSTAINED, NOTE_UNVERIFIED
+from rag.ingest import Indexer
+from rag.store import Store
+
+OUT = ROOT / "bench" / "out"
+DEFAULT_BACKENDS = "extractive,gguf:smollm2,gguf:gemma-270m"
+
+
+def seed_rows() -> list[dict]:
+    path = ROOT / "eval" / "data" / "seed_dev.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def seed_correct(row: dict, answer) -> bool:
+    kind, text = row["kind"], answer.answer.lower()
+    if kind == "unanswerable":
+        return answer.abstained
+    if kind == "false_premise":
+        return answer.status == "premise_contradicted" or answer.answer.startswith("No.")
+    return (not answer.abstained) and any(e.lower() in text for e in row["expected"])
+
+
+def run(assistant: Assistant, items: list[dict], judge) -> dict:
+    """Ask every item; return per-item records."""
+    records = []
+    for item in items:
+        t0 = time.perf_counter()
+        error = None
+        try:
+            answer = assistant.ask(item["question"], history=item.get("history"))
+        except Exception as exc:  # noqa: BLE001  (a backend failure is a result too)
+            answer, error = None, f"{type(exc).__name__}: {exc}"
+        ms = (time.perf_counter() - t0) * 1000
+        trace = assistant.generator.last if assistant.generator is not None else None
+        records.append({
+            "id": item["id"], "kind": item["kind"], "ms": ms, "error": error,
+            "correct": bool(answer is not None and judge(item, answer)),
+            "abstained": bool(answer is not None and answer.abstained),
+            "note": answer.note if answer is not None else None,
+            "answer": answer.answer if answer is not None else None,
+            "sentences": trace.sentences if trace else 0, "kept": trace.kept if trace else 0,
+            "tokens": trace.tokens if trace else 0, "gen_s": trace.seconds if trace else 0.0,
+            "raw": trace.raw if trace else None,
+        })
+    return records
+
+
+def summarize(backend: str, dataset: str, records: list[dict]) -> dict:
+    def share(rows, key):
+        return round(sum(r[key] for r in rows) / len(rows), 3) if rows else None
+
+    answerable = [r for r in records if r["kind"] in ("answerable", "conversation", "halueval")]
+    unanswerable = [r for r in records if r["kind"] == "unanswerable"]
+    premise = [r for r in records if r["kind"] == "false_premise"]
+    sentences = sum(r["sentences"] for r in records)
+    gen_s = sum(r["gen_s"] for r in records)
+    return {
+        "backend": backend, "set": dataset, "n": len(records),
+        "correct_answerable": share(answerable, "correct"),
+        "abstain_unanswerable": share(unanswerable, "abstained") if unanswerable else "",
+        "false_premise_ok": share(premise, "correct") if premise else "",
+        "kept_sentences": round(sum(r["kept"] for r in records) / sentences, 3) if sentences else "",
+        "fallback": round(sum(r["note"] in (NOTE_UNVERIFIED, NOTE_ABSTAINED) for r in records) / len(records), 3),
+        "model_abstained": round(sum(r["note"] == NOTE_ABSTAINED for r in records) / len(records), 3),
+        "errors": sum(r["error"] is not None for r in records),
+        "p50_ms": round(statistics.median(r["ms"] for r in records)),
+        "tok_per_s": round(sum(r["tokens"] for r in records) / gen_s, 1) if gen_s else "",
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--backends", default=DEFAULT_BACKENDS)
+    ap.add_argument("--halueval", type=int, default=50, help="HaluEval QA questions (rows 0..N-1, N <= 5000)")
+    ap.add_argument("--corpus-rows", default=None, help="index these HaluEval rows as the corpus (default 0:N)")
+    ap.add_argument("--skip-seed", action="store_true")
+    ap.add_argument("--max-tokens", type=int, default=160)
+    ap.add_argument("--data-dir", type=Path, default=OUT / "llm_compare")
+    args = ap.parse_args()
+    if args.halueval > 5000:
+        raise SystemExit("rows >= 5000 are reserved; use --halueval 5000 or fewer")
+    os.environ.setdefault("RAG_LLM_MAX_TOKENS", str(args.max_tokens))
+
+    sets: list[tuple[str, Store, list[dict], callable]] = []
+    if not args.skip_seed:
+        seed_store = Store(Config(data_dir=args.data_dir / "seed", chroma_url=None, collection="seed"))
+        Indexer(seed_store).ingest_paths([ROOT / "seeds"])
+        sets.append(("seed_dev", seed_store, seed_rows(), seed_correct))
+    if args.halueval:
+        rows = list(halueval_qa(range(args.halueval)))
+        a, b = (args.corpus_rows or f"0:{args.halueval}").split(":")
+        corpus = range(int(a), int(b))
+        if corpus.stop > 5000:
+            raise SystemExit("corpus rows >= 5000 are reserved")
+        store = build_halueval(corpus, args.data_dir / f"halueval-{corpus.start}-{corpus.stop}")
+        items = [{"id": f"row{r['row']}", "kind": "halueval", "question": r["question"],
+                  "gold": r["right_answer"]} for r in rows]
+        sets.append((f"halueval_qa[0:{args.halueval}]", store, items,
+                     lambda item, ans: (not ans.abstained) and item["gold"].lower() in ans.answer.lower()))
+
+    summary, details = [], {}
+    for backend in args.backends.split(","):
+        for name, store, items, judge in sets:
+            assistant = Assistant(store.config.with_(llm=backend), store)
+            t0 = time.perf_counter()
+            records = run(assistant, items, judge)
+            row = summarize(backend, name, records)
+            row["wall_s"] = round(time.perf_counter() - t0)
+            summary.append(row)
+            details[f"{backend}|{name}"] = records
+            print(table([row]), flush=True)
+    columns = ["backend", "set", "n", "correct_answerable", "abstain_unanswerable", "false_premise_ok",
+               "kept_sentences", "fallback", "model_abstained", "errors", "p50_ms", "tok_per_s", "wall_s"]
+    print()
+    print(table(summary, columns))
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "llm_compare.json").write_text(json.dumps({"summary": summary, "details": details}, indent=1))
+    (OUT / "llm_compare.md").write_text(table(summary, columns) + "\n")
+    latency = {k: percentiles([r["ms"] for r in v]) for k, v in details.items()}
+    print(json.dumps(latency, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -102,7 +102,7 @@ def _open_assistant(ctx, llm=None, top_k=None):
 @click.argument("question")
 @click.option("--json", "as_json", is_flag=True, help="Print the Answer object as JSON")
 @click.option("--top-k", type=click.IntRange(1, 50), default=None, help="Passages to answer from")
-@click.option("--llm", envvar="RAG_LLM", default=None, help="Answer backend: extractive (default), openai:MODEL, gguf:PATH")
+@click.option("--llm", envvar="RAG_LLM", default=None, help="Answer backend: extractive (default), openai:MODEL (OPENAI_BASE_URL or RAG_LLM_BASE_URL), gguf:PATH, smollm2, gemma-270m")
 @click.pass_context
 def ask(ctx, question, as_json, top_k, llm):
     """Answer QUESTION from the indexed documents, with verified quotes."""

@@ -44,9 +44,12 @@ def make_judge(name: str, config: Config):
     if name == "offline":
         return judges.default_judge()
     if name == "llm":
-        if not hasattr(judges, "LLMJudge"):
-            raise ValueError("the llm judge is not built yet; use --judge offline")
-        return judges.LLMJudge.from_config(config)
+        from rag.llms import make_llm, parse_spec
+
+        spec = parse_spec(config.llm)
+        if spec.kind == "extractive":
+            raise ValueError("--judge llm needs a model: pass --llm openai:MODEL (or gguf:PATH, smollm2)")
+        return judges.LLMJudge(make_llm(spec, config))
     raise ValueError(f"unknown judge {name!r}: offline or llm")
 
 

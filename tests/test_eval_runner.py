@@ -70,3 +70,8 @@ def test_bad_pairs_file_is_a_clear_error(tmp_path):
     bad.write_text("{not json\n")
     result = CliRunner().invoke(cli, ["--data-dir", str(tmp_path / "d"), "eval", "--pairs", str(bad)])
     assert result.exit_code != 0 and "not JSON" in result.output
+
+
+def test_llm_judge_needs_a_model(tmp_path):
+    result = CliRunner().invoke(cli, ["--data-dir", str(tmp_path / "d"), "eval", "seed", "--judge", "llm"])
+    assert result.exit_code != 0 and "--judge llm needs a model" in result.output

@@ -24,6 +24,16 @@ def current_rss_mb(pid: int | str = "self") -> float:
     return float("nan")
 
 
+def percentile(values: list[float], p: float) -> float:
+    """The p-th percentile with linear interpolation (nan for no values)."""
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    k = (len(ordered) - 1) * p / 100
+    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
 def percentiles(values_ms: list[float]) -> dict[str, float]:
     values = sorted(values_ms)
 

@@ -28,6 +28,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import httpx
+from common import percentile  # the script's folder is on sys.path
 
 ROOT = Path(__file__).resolve().parents[1]
 QUESTIONS = [
@@ -45,15 +46,6 @@ QUESTIONS = [
 
 class Stop(Exception):
     pass
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    k = (len(ordered) - 1) * p / 100
-    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
 
 
 def rss_mb(pid: int) -> float | None:

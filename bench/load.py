@@ -41,6 +41,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import httpx
+from common import percentile  # the script's folder is on sys.path
 
 ROOT = Path(__file__).resolve().parents[1]
 QUESTIONS = [
@@ -55,15 +56,6 @@ QUESTIONS = [
     "Who shared the victory plan with allies?", "What did Zelenskyy say about an invitation to one part of a country?",
 ]
 MIX = [("ask", 70), ("v1", 15), ("stream", 10), ("documents", 5)]
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    k = (len(ordered) - 1) * p / 100
-    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
 
 
 def vm_rss_mb(pid: int) -> float | None:

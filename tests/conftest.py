@@ -3,10 +3,12 @@ connections are allowed, so a hidden download fails the test that caused it."""
 
 from __future__ import annotations
 
+import io
 import ipaddress
 import os
 import shutil
 import socket
+import zlib
 from pathlib import Path
 
 import pytest
@@ -65,6 +67,36 @@ def pytest_configure(config):
     socket.socket.connect = _guarded_connect
     socket.socket.connect_ex = _guarded_connect_ex
     socket.getaddrinfo = _guarded_getaddrinfo
+
+
+def pdf_bytes(text: str, compress: bytes | None = None) -> bytes:
+    """A one-page PDF with a text layer (hand-written); ``compress`` replaces the content stream
+    with that FlateDecode-compressed payload."""
+    stream = f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode()
+    head = b"<< /Length %d >>" % len(stream)
+    if compress is not None:
+        stream = zlib.compress(compress, 9)
+        head = b"<< /Length %d /Filter /FlateDecode >>" % len(stream)
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+        b"/Resources << /Font << /F1 5 0 R >> >> >>",
+        head + b"\nstream\n" + stream + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out = io.BytesIO()
+    out.write(b"%PDF-1.4\n")
+    offsets = []
+    for i, obj in enumerate(objects, 1):
+        offsets.append(out.tell())
+        out.write(b"%d 0 obj\n" % i + obj + b"\nendobj\n")
+    xref = out.tell()
+    out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1))
+    for off in offsets:
+        out.write(b"%010d 00000 n \n" % off)
+    out.write(b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref))
+    return out.getvalue()
 
 
 @pytest.fixture

@@ -26,13 +26,12 @@ import tempfile
 import time
 import tracemalloc
 import zipfile
-import zlib
 from pathlib import Path
 
 import httpx
 import pytest
 
-from conftest import SEED_ARTICLE
+from conftest import SEED_ARTICLE, pdf_bytes
 from test_reliability import SEED_QUESTIONS, open_assistant, serve_app
 
 GOOD_TXT = ("Harbour report\n\nThe Varnholm harbour authority recorded 4,812 ship arrivals in March, "
@@ -41,36 +40,6 @@ GOOD_HTML = (b"<html><head><title>Lantern parade</title><script>window.__pwned=1
              b"<h1>Lantern parade</h1><p>The Quillbridge lantern parade drew 12,300 people on Saturday "
              b"evening, organisers said.</p></body></html>")
 DEEP_TEXT = "The deep document says the Ostravik ferry carried 7,777 passengers."
-
-
-def pdf_bytes(text: str, compress: bytes | None = None) -> bytes:
-    """A one-page PDF with a text layer (hand-written); ``compress`` replaces the content stream
-    with that FlateDecode-compressed payload."""
-    stream = f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode()
-    head = b"<< /Length %d >>" % len(stream)
-    if compress is not None:
-        stream = zlib.compress(compress, 9)
-        head = b"<< /Length %d /Filter /FlateDecode >>" % len(stream)
-    objects = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
-        b"/Resources << /Font << /F1 5 0 R >> >> >>",
-        head + b"\nstream\n" + stream + b"\nendstream",
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-    ]
-    out = io.BytesIO()
-    out.write(b"%PDF-1.4\n")
-    offsets = []
-    for i, obj in enumerate(objects, 1):
-        offsets.append(out.tell())
-        out.write(b"%d 0 obj\n" % i + obj + b"\nendobj\n")
-    xref = out.tell()
-    out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1))
-    for off in offsets:
-        out.write(b"%010d 00000 n \n" % off)
-    out.write(b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref))
-    return out.getvalue()
 
 
 def encrypted_pdf() -> bytes:

@@ -1,39 +1,16 @@
-import io
 from pathlib import Path
 
 from rag.loaders import Skipped, iter_files, load_file, parse_bytes, LoadError
 
 import pytest
 
+from conftest import pdf_bytes
+
 
 def _write(folder: Path, name: str, data: bytes) -> Path:
     path = folder / name
     path.write_bytes(data)
     return path
-
-
-def _pdf_bytes(text: str) -> bytes:
-    """A minimal one-page PDF with a text layer, written by hand."""
-    stream = f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode()
-    objects = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>",
-        b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-    ]
-    out = io.BytesIO()
-    out.write(b"%PDF-1.4\n")
-    offsets = []
-    for i, obj in enumerate(objects, 1):
-        offsets.append(out.tell())
-        out.write(b"%d 0 obj\n" % i + obj + b"\nendobj\n")
-    xref = out.tell()
-    out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1))
-    for off in offsets:
-        out.write(b"%010d 00000 n \n" % off)
-    out.write(b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref))
-    return out.getvalue()
 
 
 def test_txt_md_html_pdf_docx_load(tmp_path):
@@ -43,7 +20,7 @@ def test_txt_md_html_pdf_docx_load(tmp_path):
     _write(tmp_path, "b.md", b"# Markdown Title\n\nSome *text*.")
     _write(tmp_path, "c.html", b"<html><head><title>Page T</title><style>p{color:red}</style>"
            b"<script>alert('x')</script></head><body><h1>Big</h1><p>Visible &amp; kept.</p></body></html>")
-    _write(tmp_path, "d.pdf", _pdf_bytes("Hello from a PDF text layer"))
+    _write(tmp_path, "d.pdf", pdf_bytes("Hello from a PDF text layer"))
     d = docx.Document()
     d.add_paragraph("Word paragraph one.")
     d.add_paragraph("Word paragraph two.")

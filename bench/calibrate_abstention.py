@@ -16,7 +16,7 @@ row's own knowledge and contains the gold answer.
    --with-dev the seed development set joins the fit at half the weight.
 3. Both are reported on a held-out split, and written to rag/data/abstention.json.
 
-    .venv/bin/python bench/calibrate_abstention.py --n 600 --with-dev --write   (what produced the shipped file)
+    .venv/bin/python bench/calibrate_abstention.py --n 600 --write   (what produced the shipped file)
 """
 
 from __future__ import annotations

@@ -83,13 +83,17 @@ class Assistant:
     def retrieve(self, question: str, top_k: int | None = None):
         return self.retriever.search(question, top_k or self.config.top_k)
 
-    def ask(self, question: str, history: list | None = None, top_k: int | None = None) -> Answer:
-        """Answer one question (with optional chat history) from the indexed documents."""
+    def _prepare(self, question, history, top_k):
+        """Validate, rewrite the follow-up, retrieve: (question, question_used, nodes, t0, t1)."""
         question, history, top_k = self._validate(question, history, top_k)
         t0 = time.perf_counter()
         used = self._condense(question, history)
         nodes = self.retrieve(used, top_k)
-        t1 = time.perf_counter()
+        return question, used, nodes, t0, time.perf_counter()
+
+    def ask(self, question: str, history: list | None = None, top_k: int | None = None) -> Answer:
+        """Answer one question (with optional chat history) from the indexed documents."""
+        question, used, nodes, t0, t1 = self._prepare(question, history, top_k)
         if self.generator is None:
             answer = self._extractive(used, nodes)
         else:
@@ -121,11 +125,7 @@ class Assistant:
                 yield word if i == 0 else " " + word
             yield answer
             return
-        question, history, top_k = self._validate(question, history, top_k)
-        t0 = time.perf_counter()
-        used = self._condense(question, history)
-        nodes = self.retrieve(used, top_k)
-        t1 = time.perf_counter()
+        question, used, nodes, t0, t1 = self._prepare(question, history, top_k)
         for item in self.generator.stream(used, nodes, self):
             if isinstance(item, Answer):
                 yield self._finish(item, question, used, t0, t1)

@@ -12,6 +12,20 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 
+# Questions about the seed article, for load and latency runs on the seed index.
+SEED_QUESTIONS = [
+    "What did Zelenskyy say about Crimea?", "When was the NATO summit?", "What does Putin consider a red line?",
+    "What would a ceasefire require?", "What is the victory plan?", "Who interviewed Zelenskyy?",
+    "Why does NATO membership need clear borders?", "What does Russia demand before peace talks?",
+    "Would Ukraine cede its occupied territories?", "What could invoke Article 5?",
+    "How would Ukraine get back the other territories?", "What did member nations reiterate in July?",
+    "What did Zelenskyy say about an invitation to one part of a country?", "What is the hot stage of the war?",
+    "Which regions remain under Russian control?", "What are Western leaders exploring?",
+    "Is there a timeline for Ukraine's NATO membership?", "What would legitimise Russian claims?",
+    "What security guarantees did Zelenskyy mention?", "Who shared the victory plan with allies?",
+]
+
+
 def peak_rss_mb() -> float:
     """Peak resident set size of this process so far, in MB (Linux reports KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -28,20 +28,9 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import httpx
-from common import percentile  # the script's folder is on sys.path
+from common import SEED_QUESTIONS as QUESTIONS, percentile  # the script's folder is on sys.path
 
 ROOT = Path(__file__).resolve().parents[1]
-QUESTIONS = [
-    "What did Zelenskyy say about Crimea?", "When was the NATO summit?", "What does Putin consider a red line?",
-    "What would a ceasefire require?", "What is the victory plan?", "Who interviewed Zelenskyy?",
-    "Why does NATO membership need clear borders?", "What does Russia demand before peace talks?",
-    "Would Ukraine cede its occupied territories?", "What could invoke Article 5?",
-    "How would Ukraine get back the other territories?", "What did member nations reiterate in July?",
-    "What did Zelenskyy say about an invitation to one part of a country?", "What is the hot stage of the war?",
-    "Which regions remain under Russian control?", "What are Western leaders exploring?",
-    "Is there a timeline for Ukraine's NATO membership?", "What would legitimise Russian claims?",
-    "What security guarantees did Zelenskyy mention?", "Who shared the victory plan with allies?",
-]
 
 
 class Stop(Exception):

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import resource
+import socket
 import statistics
+import subprocess
 import sys
 from pathlib import Path
 
@@ -64,3 +66,29 @@ def table(rows: list[dict], columns: list[str] | None = None) -> str:
     lines = [" | ".join(c.ljust(widths[c]) for c in columns), "-|-".join("-" * widths[c] for c in columns)]
     lines += [" | ".join(str(r.get(c, "")).ljust(widths[c]) for c in columns) for r in rows]
     return "\n".join(lines)
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def stop_process(proc, timeout: float = 20) -> None:
+    """Terminate a child process, killing it if it does not exit within ``timeout`` seconds."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def loopback_url(url: str) -> str:
+    """``url`` without a trailing slash; exits unless it points at this machine (loopback only)."""
+    from urllib.parse import urlparse
+
+    if urlparse(url).hostname not in ("127.0.0.1", "localhost", "::1"):
+        raise SystemExit("loopback only: --url must point at 127.0.0.1 or localhost")
+    return url.rstrip("/")

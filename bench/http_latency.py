@@ -16,7 +16,6 @@ import argparse
 import json
 import os
 import platform
-import socket
 import statistics
 import subprocess
 import sys
@@ -25,10 +24,9 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from urllib.parse import urlparse
 
 import httpx
-from common import SEED_QUESTIONS as QUESTIONS, percentile  # the script's folder is on sys.path
+from common import SEED_QUESTIONS as QUESTIONS, free_port, loopback_url, percentile, stop_process  # the script's folder is on sys.path
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -55,12 +53,6 @@ def rss_mb(pid: int) -> float | None:
         except OSError:
             continue
     return total / 1024 if seen else None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Runner:
@@ -146,9 +138,7 @@ def main() -> None:
     proc = None
     tmp = None
     if args.url:
-        url = args.url.rstrip("/")
-        if urlparse(url).hostname not in ("127.0.0.1", "localhost", "::1"):
-            raise SystemExit("loopback only: --url must point at 127.0.0.1 or localhost")
+        url = loopback_url(args.url)
         pid = args.pid
     else:
         tmp = tempfile.TemporaryDirectory(prefix="rag-bench-")
@@ -182,11 +172,7 @@ def main() -> None:
             results["rss_after_mb"] = rss_mb(pid)
     finally:
         if proc is not None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop_process(proc)
         if tmp is not None:
             tmp.cleanup()
 

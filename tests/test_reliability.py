@@ -18,7 +18,6 @@ import hashlib
 import json
 import random
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -30,18 +29,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import ROOT, SEED_ARTICLE
+from conftest import ROOT, SEED_ARTICLE, free_port  # noqa: F401  (free_port is re-exported to test_fuzz_api)
 
 pytestmark = pytest.mark.slow
 
 SEED_QUESTIONS = ["What did Zelenskyy say about Crimea?", "When was the NATO summit?",
                   "What does Putin consider a red line?", "What would a ceasefire require?"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextmanager

@@ -49,7 +49,7 @@ def make_judge(name: str, config: Config):
         spec = parse_spec(config.llm)
         if spec.kind == "extractive":
             raise ValueError("--judge llm needs a model: pass --llm openai:MODEL (or gguf:PATH, smollm2)")
-        return judges.LLMJudge(make_llm(spec, config))
+        return judges.LLMJudge(make_llm(spec, config), decompose=True)
     raise ValueError(f"unknown judge {name!r}: offline or llm")
 
 

@@ -79,15 +79,12 @@ def count_wordpieces(text: str) -> int:
     return len(load_tokenizer().encode(text, add_special_tokens=False).ids)
 
 
-def embed_texts(texts: list[str], batch_size: int = 32) -> np.ndarray:
-    """Embed texts into unit vectors, shape (len(texts), 384), float32."""
-    if not texts:
-        return np.zeros((0, DIMENSIONS), dtype=np.float32)
+def _hidden_states(texts: list[str], batch_size: int):
+    """Yield (index, encoding, hidden states of its kept wordpieces) for every text, run in batches sorted
+    by length (less padding); texts longer than the model reads are cut, keeping [SEP] at the end."""
     session, input_names = _load_session()
-    tok = load_tokenizer()
-    encodings = tok.encode_batch(texts)
+    encodings = load_tokenizer().encode_batch(texts)
     order = np.argsort([len(e.ids) for e in encodings], kind="stable")
-    out = np.zeros((len(texts), DIMENSIONS), dtype=np.float32)
     for start in range(0, len(texts), batch_size):
         idx = order[start : start + batch_size]
         batch = [encodings[i] for i in idx]
@@ -104,10 +101,32 @@ def embed_texts(texts: list[str], batch_size: int = 32) -> np.ndarray:
         if "token_type_ids" in input_names:
             feeds["token_type_ids"] = np.zeros_like(ids)
         hidden = session.run(None, feeds)[0]
-        weights = mask[:, :, None].astype(np.float32)
-        pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
-        pooled /= np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
-        out[idx] = pooled
+        for row, i in enumerate(idx):
+            yield int(i), batch[row], hidden[row, : int(mask[row].sum())]
+
+
+def embed_texts(texts: list[str], batch_size: int = 32) -> np.ndarray:
+    """Embed texts into unit vectors, shape (len(texts), 384), float32."""
+    out = np.zeros((len(texts), DIMENSIONS), dtype=np.float32)
+    for i, _, hidden in _hidden_states(texts, batch_size):
+        pooled = hidden.mean(axis=0)
+        out[i] = pooled / max(float(np.linalg.norm(pooled)), 1e-12)
+    return out
+
+
+def embed_words(texts: list[str], batch_size: int = 32) -> list[list[tuple[int, int, np.ndarray]]]:
+    """Contextual word vectors: for each text, (start, end, unit vector) per word, the vector being the
+    mean of the word's wordpiece states in the model's last layer (words past the model's 256
+    wordpieces are left out). Two words' dot product is how alike they are *in their sentences*."""
+    out: list[list[tuple[int, int, np.ndarray]]] = [[] for _ in texts]
+    for i, enc, hidden in _hidden_states(texts, batch_size):
+        pieces: dict[int, list[int]] = {}
+        for k, word in enumerate(enc.word_ids[: len(hidden)]):
+            if word is not None and enc.offsets[k][1] > enc.offsets[k][0]:
+                pieces.setdefault(word, []).append(k)
+        for ks in pieces.values():
+            v = hidden[ks].mean(axis=0)
+            out[i].append((enc.offsets[ks[0]][0], enc.offsets[ks[-1]][1], v / max(float(np.linalg.norm(v)), 1e-12)))
     return out
 
 

@@ -313,3 +313,58 @@ def test_minilm_similarity_feature_when_embeddings_are_on():
     assert reworded.features["dense"] > unrelated.features["dense"] + 0.2
     assert any("similarity" in r for r in verbatim.reasons)
     assert not OfflineJudge().uses_embeddings or OfflineJudge().model["weights"]["dense"] != 0
+
+
+class ScriptedLLM:
+    """Answers from a script, one per call (the last repeats)."""
+
+    def __init__(self, *answers: str):
+        self.answers = list(answers)
+        self.prompts: list[str] = []
+
+    def __call__(self, prompt: str) -> str:
+        self.prompts.append(prompt)
+        return self.answers[min(len(self.prompts), len(self.answers)) - 1]
+
+
+def test_llm_judge_asks_again_after_malformed_output():
+    llm = ScriptedLLM("Yes, I think it is supported.",
+                      '{"verdict": "supported", "quote": "Mayor Helen Park said the decision was irreversible."}')
+    v = judges.LLMJudge(llm).judge("The mayor called the decision irreversible.", EVIDENCE)
+    assert v.supported and len(llm.prompts) == 2
+    assert judges.RETRY_NOTE.strip() in llm.prompts[1]
+    stubborn = ScriptedLLM('{"verdict": "maybe"}')
+    v = judges.LLMJudge(stubborn, attempts=3).judge("The mayor resigned.", EVIDENCE)
+    assert not v.supported and len(stubborn.prompts) == 3 and "after 3 attempts" in v.reasons[0]
+
+
+def test_llm_judge_decomposes_an_output_into_claims():
+    llm = ScriptedLLM('{"claims": ["The council approved the budget.", "The budget was rejected by the mayor."]}',
+                      '{"verdict": "supported", "quote": "The city council approved the new budget on Tuesday by a '
+                      'vote of 7 to 2."}',
+                      '{"verdict": "unsupported", "quote": "", "reason": "not stated"}')
+    judge = judges.LLMJudge(llm, decompose=True)
+    score, verdicts = judge_output(EVIDENCE, "The council approved the budget, which the mayor then rejected.", judge)
+    assert [v.claim for v in verdicts] == ["The council approved the budget.", "The budget was rejected by the mayor."]
+    assert [v.supported for v in verdicts] == [True, False] and score < judge.model["threshold"]
+    # an unusable decomposition falls back to the sentences
+    fallback = judges.LLMJudge(ScriptedLLM('{"claims": []}', '{"verdict": "unsupported"}'), decompose=True)
+    assert fallback.split("The council approved the budget. The mayor rejected it.") == [
+        "The council approved the budget.", "The mayor rejected it."]
+
+
+def test_near_synonyms_are_rewording_but_new_names_are_not():
+    judge = OfflineJudge(use_embeddings=True)
+    evidence = "Investors were cautious about the merger. The firm hired Anna Berg as its new chief."
+    reworded = judge.judge("Investors were wary of the merger.", evidence)
+    assert reworded.features["unexplained"] < reworded.features["novel_count"]
+    assert any("wary ~ cautious" in r for r in reworded.reasons)
+    renamed = judge.judge("The firm hired Maria Lund as its new chief.", evidence)
+    assert renamed.features["unexplained"] == renamed.features["novel_count"] > 0
+    unrelated = judge.judge("Investors were furious about the merger.", evidence)
+    assert unrelated.features["unexplained"] == unrelated.features["novel_count"] > 0
+
+
+def test_antonyms_match_through_inflection():
+    v = OfflineJudge().judge("Profits were buoyed by one-off losses.", "Profits were buoyed by one-off gains.")
+    assert v.features["antonym"] > 0 and not v.supported

@@ -26,6 +26,7 @@ the test rows are never seen by the fit.
     .venv/bin/python bench/judge_halueval.py --fit                  # fit on 0-2499, report 2500-4999 and 0-4999
     .venv/bin/python bench/judge_halueval.py --limit 200            # quick: first 200 rows of each split
     .venv/bin/python bench/judge_halueval.py --train 0-1499 --test 2500-3999 --fit
+    .venv/bin/python bench/judge_halueval.py --fit --dry-run --tasks summarization --synonym-cosine 0.6
 
 Embeddings are cached on disk (``--cache``, default ``~/.cache/grounded-rag``)
 keyed by text, so reruns only recompute the cheap lexical features.
@@ -195,7 +196,12 @@ def evaluate(pairs, model: dict) -> dict:
 
 # Contradiction cues are rare in HaluEval's hallucinations (they mostly add facts), so the data says little
 # about them: their weights start from these hand-set values (a Gaussian prior) and move only where the data
-# insists. The core features start from 0.
+# insists. The other features start from 0. The data would set new names, numbers and swaps to 0: HaluEval's
+# faithful summaries (CNN highlights) hold names and numbers the article body lacks more often than the
+# hallucinated ones (an op-ed's author, "Wednesday", "66 days"). Fitted without these three priors the judge
+# scored 78.8% / 75.9% (overall / length-matched) on test rows 2500-4999 instead of 76.9% / 74.7%, but caught
+# 1 of 4 swapped numbers and 3 of 7 swapped names on the seed pairs instead of 3 of 4 and 4 of 7, and fell
+# from 68.7% to 58.9% on HaluEval QA pairs. We keep the priors: a judge that misses a changed number misleads.
 PRIOR = {"novel_names": -1.0, "novel_numbers": -1.5, "swap": -1.0, "negation": -2.5, "antonym": -3.0}
 PRIOR_STRENGTH = 200.0  # penalty per unit of weight squared, original feature scale
 
@@ -347,6 +353,9 @@ def main() -> None:
     ap.add_argument("--fit", action="store_true", help="fit on --train and write eval/data/judge_calibration.json")
     ap.add_argument("--fit-tasks", default="summarization", help="tasks whose train rows the fit uses")
     ap.add_argument("--l2", type=float, default=1.0)
+    ap.add_argument("--synonym-cosine", type=float, default=judges.SYNONYM_COSINE,
+                    help="word cosine at which a new word counts as rewording (default %(default)s; > 1 = never)")
+    ap.add_argument("--dry-run", action="store_true", help="with --fit: report, but do not write the calibration")
     ap.add_argument("--sigma", type=float, default=None,
                     help="weigh training pairs by output length similarity (log-ratio kernel width); default off")
     ap.add_argument("--speed-rows", type=int, default=50, help="test rows timed with fresh judges (default 50)")
@@ -357,6 +366,7 @@ def main() -> None:
     cache = None if str(args.cache) == "none" else args.cache
     embedder = CachedEmbedder(cache)
     judge = judges.OfflineJudge(embedder=embedder, use_embeddings=True)  # every feature, to fit and compare
+    judge.synonym_cosine = args.synonym_cosine
     train_rows, test_rows = parse_rows(args.train, args.limit), parse_rows(args.test, args.limit)
     tasks = args.tasks.split(",")
 
@@ -381,6 +391,7 @@ def main() -> None:
                    "other way is set to 0); min_weight and rounds chosen by mean of overall and length-matched "
                    "train balanced accuracy; threshold maximising train balanced accuracy",
             "length_weighting_sigma": args.sigma,
+            "synonym_cosine": args.synonym_cosine,
             "date": datetime.date.today().isoformat(),
         })
         judge.model = model
@@ -411,6 +422,7 @@ def main() -> None:
     print()
     print(table(speed_report(tasks, test_rows, model, args.speed_rows)))
     shipped = judges.OfflineJudge(model=model)
+    shipped.synonym_cosine = args.synonym_cosine
     dev = seed_pair_report(shipped, DEV_PAIRS)
     if dev:
         print("\njudge_dev_pairs.jsonl (hand-written over a BBC article; looked at while designing features):")
@@ -423,7 +435,7 @@ def main() -> None:
         print(table(seeds))
         if args.fit:
             model["seed_pairs"] = {r["kind"]: r["accuracy"] for r in seeds}
-    if args.fit:
+    if args.fit and not args.dry_run:
         judges.CALIBRATION_PATH.write_text(json.dumps(model, indent=2) + "\n")
         print(f"\nwrote {judges.CALIBRATION_PATH.relative_to(ROOT)}: weights "
               + ", ".join(f"{k}={v:+.2f}" for k, v in model["weights"].items())

@@ -51,13 +51,22 @@ written by ``bench/judge_halueval.py --fit`` from HaluEval summarization rows
 (similarity may only help; unseen words and contradiction cues may only hurt)
 and makes a negation or antonym flip decisive on an otherwise verbatim claim.
 
-What the data said: on HaluEval, once lexical novelty is known, MiniLM
-similarity carries no positive signal (its free weight comes out negative, a
-proxy for the longer sentences of the hallucinated summaries), so the sign
-constraint sets it to 0 and the calibrated judge does not embed at all
-(``use_embeddings=True`` forces it). The consequence: a paraphrase in mostly
-new words is judged unsupported; light rewording (one or two new words) passes.
-:class:`LLMJudge` is the route for real paraphrase.
+What the data said (bench/judge_halueval.py; figures in the README):
+
+* Once lexical novelty is known, MiniLM sentence similarity carries no positive signal on HaluEval
+  (its free weight comes out negative: the hallucinated summaries copy the article more closely), so
+  the sign constraint sets it to 0 and the calibrated judge embeds no sentences (``use_embeddings=True``
+  forces it).
+* Every way of forgiving new words we tried costs HaluEval accuracy, because hallucinated summaries
+  add words *related* to the article: near-synonyms at word cosine 0.8 are neutral there and are
+  used; lower thresholds, or contextual word vectors (all-MiniLM's last layer) aligned to the closest
+  sentences, forgive half the dev paraphrases only at a cost of about 4 points.
+* HaluEval's faithful summaries hold names and numbers the article lacks more often than the
+  hallucinated ones, so the data would zero the name/number/swap cues; their priors keep them (see
+  ``PRIOR`` in the bench).
+
+The consequence: a paraphrase in mostly new words is judged unsupported; light rewording (near-
+synonyms, one or two new words) passes. :class:`LLMJudge` is the route for real paraphrase.
 """
 
 from __future__ import annotations

@@ -114,22 +114,6 @@ def embed_texts(texts: list[str], batch_size: int = 32) -> np.ndarray:
     return out
 
 
-def embed_words(texts: list[str], batch_size: int = 32) -> list[list[tuple[int, int, np.ndarray]]]:
-    """Contextual word vectors: for each text, (start, end, unit vector) per word, the vector being the
-    mean of the word's wordpiece states in the model's last layer (words past the model's 256
-    wordpieces are left out). Two words' dot product is how alike they are *in their sentences*."""
-    out: list[list[tuple[int, int, np.ndarray]]] = [[] for _ in texts]
-    for i, enc, hidden in _hidden_states(texts, batch_size):
-        pieces: dict[int, list[int]] = {}
-        for k, word in enumerate(enc.word_ids[: len(hidden)]):
-            if word is not None and enc.offsets[k][1] > enc.offsets[k][0]:
-                pieces.setdefault(word, []).append(k)
-        for ks in pieces.values():
-            v = hidden[ks].mean(axis=0)
-            out[i].append((enc.offsets[ks[0]][0], enc.offsets[ks[-1]][1], v / max(float(np.linalg.norm(v)), 1e-12)))
-    return out
-
-
 class MiniLMEmbedding(BaseEmbedding):
     """llama-index ``BaseEmbedding`` over the packaged int8 ONNX all-MiniLM-L6-v2."""
 

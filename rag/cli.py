@@ -43,13 +43,18 @@ def _print_citations(answer) -> None:
 @click.pass_context
 def ingest(ctx, paths, prune, as_json):
     """Index files and folders (default: seeds/). Idempotent: unchanged files are skipped."""
+    from contextlib import nullcontext
+
     from .ingest import IngestLocked, Indexer
+    from .ownership import DataDirBusy, own
     from .store import Store
 
     paths = list(paths) or [Path(DEFAULT_SEEDS_DIR)]
+    config = _config(ctx)
     try:
-        report = Indexer(Store(_config(ctx))).ingest_paths(paths, prune=prune, show_progress=not as_json)
-    except IngestLocked as exc:
+        with nullcontext() if config.chroma_url else own(Path(config.data_dir), "ingest"):
+            report = Indexer(Store(config)).ingest_paths(paths, prune=prune, show_progress=not as_json)
+    except (IngestLocked, DataDirBusy) as exc:
         raise click.ClickException(str(exc))
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
@@ -189,9 +194,13 @@ def eval_(ctx, suites, questions, pairs, judge_name, out, limit, top_k, llm):
 def serve(ctx, host, port, llm, api_key, read_only):
     """HTTP API (/api, OpenAI-compatible /v1, /docs) and the chat UI at /, in one process.
     Indexes seeds/ on first start when the index is empty."""
+    from .ownership import DataDirBusy
     from .server import run
 
-    run(_config(ctx).with_(llm=llm, api_key=api_key), host=host, port=port, read_only=read_only)
+    try:
+        run(_config(ctx).with_(llm=llm, api_key=api_key), host=host, port=port, read_only=read_only)
+    except DataDirBusy as exc:
+        raise click.ClickException(str(exc))
 
 
 def main() -> None:

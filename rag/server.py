@@ -601,16 +601,29 @@ def create_app(assistant, *, read_only: bool = False, api_key: str | None = None
 
 def run(config, host: str = "127.0.0.1", port: int = 7860, read_only: bool = False,
         api_key: str | None = None) -> None:
-    """Open the index (indexing seeds/ when it is empty), print the URL and serve until stopped."""
+    """Open the index (indexing seeds/ when it is empty), print the URL and serve until stopped.
+    Raises ownership.DataDirBusy when another process owns the local index."""
+    from .ownership import own
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    url = f"http://{shown}:{port}/"
+    if config.chroma_url:
+        return _serve(config, host, port, url, read_only, api_key)
+    # A local index belongs to one process: this server, for as long as it runs (see rag/ownership.py).
+    with own(Path(config.data_dir), "serve", url):
+        # Gradio keeps uploads in GRADIO_TEMP_DIR: keep them in the data dir too
+        os.environ.setdefault("GRADIO_TEMP_DIR", str(Path(config.data_dir).resolve() / "gradio-tmp"))
+        return _serve(config, host, port, url, read_only, api_key)
+
+
+def _serve(config, host: str, port: int, url: str, read_only: bool, api_key: str | None) -> None:
     import uvicorn
 
     from .assistant import Assistant
     from .config import DEFAULT_SEEDS_DIR
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     started = time.perf_counter()
-    if not config.chroma_url:  # Gradio keeps uploads in GRADIO_TEMP_DIR: keep them in the data dir too
-        os.environ.setdefault("GRADIO_TEMP_DIR", str(Path(config.data_dir).resolve() / "gradio-tmp"))
     api_key = api_key or config.api_key
     assistant = Assistant.open(config)
     if not assistant.documents():
@@ -624,8 +637,6 @@ def run(config, host: str = "127.0.0.1", port: int = 7860, read_only: bool = Fal
     log.info("%d documents, %d chunks; answer backend: %s", len(docs), sum(d.n_chunks for d in docs),
              assistant.backend)
     app = create_app(assistant, read_only=read_only, api_key=api_key)
-    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
-    url = f"http://{shown}:{port}/"
     print(f"Grounded document chat ready in {time.perf_counter() - started:.1f}s: {url}  "
           f"(API docs {url}docs{', read-only' if read_only else ''})", flush=True)
     if api_key:

@@ -189,3 +189,37 @@ def test_api_key_with_real_clients(tmp_path):
         assert r.status_code == 403
         _chat, _q, answer = Client(f"{url}/", headers=headers, verbose=False).predict(QUESTION, api_name="/chat")
         assert answer["citations"]
+
+
+def run_cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "rag.cli", "--data-dir", str(data_dir), *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_a_served_local_index_has_one_owner(tmp_path):
+    """`rag ingest` or a second `rag serve` on the data dir of a running server is refused with a message
+    that says how to add files instead; the server keeps answering, including about uploaded files; once it
+    stops, `rag ingest` works again. (Before this rule, an outside ingest made the server's queries fail
+    with Chroma's "Error finding id".)"""
+    data_dir = tmp_path / "data"
+    folder = tmp_path / "new"
+    folder.mkdir()
+    (folder / "mars.txt").write_text("Mars Colony Report\n\nThe Ares Habitat on Mars opened its greenhouse dome "
+                                     "in March 2031, growing potatoes for the 14 residents.\n", encoding="utf-8")
+    with rag_server(data_dir) as (url, proc, _):
+        refused = run_cli(data_dir, "ingest", str(folder))
+        assert refused.returncode == 1 and "served by `rag serve`" in refused.stderr
+        assert f"{url}/api/documents" in refused.stderr and str(proc.pid) in refused.stderr
+        second = subprocess.run([sys.executable, "-m", "rag.cli", "--data-dir", str(data_dir), "serve", "--port",
+                                 str(free_port())], cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert second.returncode == 1 and "already served by" in second.stderr
+        with open(folder / "mars.txt", "rb") as fh:
+            assert httpx.post(f"{url}/api/documents", files={"file": ("mars.txt", fh)}, timeout=60).status_code == 200
+        answer = httpx.post(f"{url}/api/ask", json={"question": "When did the Ares Habitat greenhouse open?"},
+                            timeout=60).json()
+        assert_verified(url, answer)
+        assert "March 2031" in answer["answer"]
+        # reading commands open the files without owning them
+        assert run_cli(data_dir, "search", "Ares Habitat greenhouse").returncode == 0
+    after = run_cli(data_dir, "ingest", str(folder))
+    assert after.returncode == 0, after.stderr

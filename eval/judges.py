@@ -272,7 +272,7 @@ def quantities(text: str) -> set[str]:
     """Numbers (digits or number words), months and weekdays, normalised."""
     out = {_norm_number(m.group()) for m in _NUM.finditer(text)}
     for w in re.findall(r"[A-Za-z]+", text.lower()):
-        ordinal_like = w in ("first", "second", "once", "single", "half")
+        ordinal_like = w in ("one", "first", "second", "once", "single", "half")  # "one" is mostly "a"/"someone"
         if (w in _TIME_WORDS and w != "may") or (w in NUMBER_WORDS and not ordinal_like):
             out.add(NUMBER_WORDS.get(w, w))
     out.discard("")
@@ -298,8 +298,25 @@ def name_key(word: str) -> str:
 
 
 def words_lower(text: str) -> set[str]:
-    """Lower-cased words, possessive 's stripped."""
-    return {re.sub(r"'s?$", "", w.lower().replace("’", "'")) for w in re.findall(r"[A-Za-z][A-Za-z'’]*", text)}
+    """Lower-cased words, possessive 's stripped; a hyphenated word also whole ("al-shabaab", "al", "shabaab")."""
+    words = re.findall(r"[A-Za-z][A-Za-z'’]*(?:-[A-Za-z][A-Za-z'’]*)*", text)
+    parts = [p for w in words if "-" in w for p in w.split("-")]
+    return {re.sub(r"'s?$", "", w.lower().replace("’", "'")) for w in words + parts}
+
+
+_CAPITALISED_RUN = re.compile(r"\b[A-Z][A-Za-z]+(?:\s+(?:(?:of|and|for|the|&)\s+)*[A-Z][A-Za-z]+)+")
+
+
+def acronyms(text: str) -> set[str]:
+    """Initials of runs of capitalised words and of their stretches ("Food and Drug Administration" ->
+    "fda", "fada"; "Australian Prime Minister" -> "apm", "pm"), so an acronym in a claim is not a new name."""
+    out = set()
+    for m in _CAPITALISED_RUN.finditer(text):
+        words = m.group().split()
+        out.add("".join(w[0] for w in words).lower())
+        caps = [w[0].lower() for w in words if w[0].isupper()]
+        out.update("".join(caps[i:j]) for i in range(len(caps)) for j in range(i + 2, min(len(caps), i + 5) + 1))
+    return {a for a in out if len(a) >= 2}
 
 
 def negated(text: str) -> bool:
@@ -398,7 +415,7 @@ class Evidence:
             for k in w:
                 self.stem_windows.setdefault(k, set()).add(i)
         self.full_text = "\n".join(passages)
-        self.names = {name_key(w) for w in words_lower(self.full_text)}
+        self.names = {name_key(w) for w in words_lower(self.full_text) | acronyms(self.full_text)}
         self.quantities = quantities(self.full_text)
         n = max(len(self.sentences), 1)
         df: dict[str, int] = {}

@@ -368,3 +368,14 @@ def test_near_synonyms_are_rewording_but_new_names_are_not():
 def test_antonyms_match_through_inflection():
     v = OfflineJudge().judge("Profits were buoyed by one-off losses.", "Profits were buoyed by one-off gains.")
     assert v.features["antonym"] > 0 and not v.supported
+
+
+def test_acronyms_and_hyphenated_names_of_the_evidence_are_not_new_names():
+    evidence = ("The Food and Drug Administration recalled the product. Somalia-based Al-Shabaab claimed the "
+                "attack. Australian Prime Minister Tony Abbott spoke.")
+    judge = OfflineJudge()
+    for claim in ("The FDA recalled the product.", "Al-Shabaab claimed the attack.", "The Australian PM spoke."):
+        assert judge.judge(claim, evidence).features["novel_names"] == 0, claim
+    assert judge.judge("The CIA recalled the product.", evidence).features["novel_names"] == 1
+    assert judges.quantities("One passenger fainted; one must act.") == set()
+    assert judges.quantities("Five people, 12 cars, on Monday.") == {"5", "12", "monday"}

@@ -38,7 +38,8 @@ def read_jsonl(path: Path) -> list[dict]:
     return rows
 
 
-def make_judge(name: str, config: Config):
+def make_judge(name: str, config: Config, judge_llm: str | None = None):
+    """The judge by name; ``llm`` runs on ``judge_llm`` (a backend spec), else on the answer backend."""
     from . import judges
 
     if name == "offline":
@@ -46,10 +47,12 @@ def make_judge(name: str, config: Config):
     if name == "llm":
         from rag.llms import make_llm, parse_spec
 
-        spec = parse_spec(config.llm)
+        spec = parse_spec(judge_llm or config.llm)
         if spec.kind == "extractive":
-            raise ValueError("--judge llm needs a model: pass --llm openai:MODEL (or gguf:PATH, smollm2)")
-        return judges.LLMJudge(make_llm(spec, config), decompose=True)
+            raise ValueError("--judge llm needs a model: pass --judge-llm openai:MODEL (or gguf:PATH, smollm2)")
+        judge = judges.LLMJudge(make_llm(spec, config), decompose=True)
+        judge.spec = spec.name
+        return judge
     raise ValueError(f"unknown judge {name!r}: offline or llm")
 
 
@@ -269,14 +272,15 @@ def suite_judge_halueval(judge, limit: int | None):
 
 
 def run(suites: list[str], config: Config, out: Path, judge_name: str = "offline", top_k: int = 6,
-        limit: int | None = None, questions: Path | None = None, pairs: Path | None = None) -> dict:
+        limit: int | None = None, questions: Path | None = None, pairs: Path | None = None,
+        judge_llm: str | None = None) -> dict:
     """Run the suites and write ``out``; returns the summary dict."""
     for s in suites:
         if s not in SUITES:
             raise ValueError(f"unknown suite {s!r}; choose from {', '.join(SUITES)}")
     if not suites and not questions and not pairs:
         suites = ["seed"]
-    judge = make_judge(judge_name, config)
+    judge = make_judge(judge_name, config, judge_llm)
     results, tables, plots = [], {}, {}
     summary: dict = {}
     answer_rows = []
@@ -314,7 +318,7 @@ def run(suites: list[str], config: Config, out: Path, judge_name: str = "offline
         tables["answers"] = answer_rows
     summary.update({"config": {"suites": suites, "questions": str(questions) if questions else None,
                                "pairs": str(pairs) if pairs else None, "backend": config.llm, "judge": judge_name,
-                               "judge_model": getattr(judge, "name", judge_name), "embedder": "all-MiniLM-L6-v2 int8 ONNX",
+                               "judge_model": getattr(judge, "spec", None) or getattr(judge, "name", judge_name), "embedder": "all-MiniLM-L6-v2 int8 ONNX",
                                "top_k": top_k, "limit": limit, "halueval_rows": f"0-{min(limit or 1000, 5000) - 1}",
                                "date": datetime.datetime.now().isoformat(timespec="seconds")},
                     "tables": tables})

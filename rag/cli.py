@@ -163,8 +163,10 @@ def chat(ctx, top_k, llm):
 @click.option("--limit", type=click.IntRange(1, 5000), default=None, help="Rows/questions per suite")
 @click.option("--top-k", type=click.IntRange(1, 50), default=6, show_default=True)
 @click.option("--llm", envvar="RAG_LLM", default=None, help="Answer backend to evaluate")
+@click.option("--judge-llm", envvar="RAG_JUDGE_LLM", default=None,
+              help="Model for --judge llm (openai:MODEL, gguf:PATH, smollm2); default: the --llm backend")
 @click.pass_context
-def eval_(ctx, suites, questions, pairs, judge_name, out, limit, top_k, llm):
+def eval_(ctx, suites, questions, pairs, judge_name, out, limit, top_k, llm, judge_llm):
     """Run eval suites (seed, halueval-qa, judge-halueval) and/or your own --questions/--pairs;
     writes results.jsonl, summary.json, report.md and report.html."""
     import time as _time
@@ -174,7 +176,7 @@ def eval_(ctx, suites, questions, pairs, judge_name, out, limit, top_k, llm):
     out = out or Path("runs") / _time.strftime("%Y%m%d-%H%M%S")
     try:
         summary = run(list(suites), _config(ctx).with_(llm=llm), out, judge_name=judge_name, top_k=top_k,
-                      limit=limit, questions=questions, pairs=pairs)
+                      limit=limit, questions=questions, pairs=pairs, judge_llm=judge_llm)
     except ValueError as exc:
         raise click.ClickException(str(exc))
     for name, rows in summary["tables"].items():

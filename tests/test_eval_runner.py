@@ -75,3 +75,14 @@ def test_bad_pairs_file_is_a_clear_error(tmp_path):
 def test_llm_judge_needs_a_model(tmp_path):
     result = CliRunner().invoke(cli, ["--data-dir", str(tmp_path / "d"), "eval", "seed", "--judge", "llm"])
     assert result.exit_code != 0 and "--judge llm needs a model" in result.output
+
+
+def test_llm_judge_model_is_chosen_apart_from_the_answer_backend(tmp_path, monkeypatch):
+    from eval.judges import LLMJudge
+    from eval.runner import make_judge
+    from rag.config import Config
+
+    monkeypatch.setenv("RAG_LLM_BASE_URL", "http://127.0.0.1:9/v1")  # never called here
+    judge = make_judge("llm", Config(data_dir=tmp_path, llm="extractive"), "openai:judge-model")
+    assert isinstance(judge, LLMJudge) and judge.spec == "openai:judge-model"
+    assert make_judge("llm", Config(data_dir=tmp_path, llm="openai:answer-model")).spec == "openai:answer-model"

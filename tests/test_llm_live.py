@@ -114,7 +114,9 @@ def test_llm_judge_on_a_real_model_server(llama_server, small_answers, tmp_path)
     from eval.runner import make_judge
     from rag.config import Config
 
-    judge = make_judge("llm", Config(data_dir=tmp_path, llm="openai:smollm2", llm_base_url=llama_server))
+    # the judge's model is its own: the answer backend stays extractive
+    judge = make_judge("llm", Config(data_dir=tmp_path, llm="extractive", llm_base_url=llama_server), "openai:smollm2")
+    assert judge.spec == "openai:smollm2"
     evidence = ("At NATO's summit in July, member nations reiterated their commitment to Ukraine's irreversible "
                 "path to membership, though no concrete timeline was provided.")
     claims = ["Member nations reiterated their commitment to Ukraine's path to membership.",

@@ -12,8 +12,9 @@ import datetime
 import json
 import re
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from tqdm import tqdm
 
@@ -166,18 +167,34 @@ def _rank_of(nodes, test) -> int | None:
     return None
 
 
+@contextmanager
+def suite_index(config: Config, collection: str) -> Iterator[Config]:
+    """The config of a suite's own index. Locally it lives in ``DATA_DIR/eval``, owned by this run while
+    it lasts, so an eval never writes the index a running ``rag serve`` owns (see rag/ownership.py); on
+    a Chroma server it is just another collection."""
+    if config.chroma_url:
+        yield config.with_(collection=collection)
+        return
+    from rag.ownership import own
+
+    eval_dir = Path(config.data_dir) / "eval"
+    with own(eval_dir, "eval"):
+        yield config.with_(data_dir=eval_dir, collection=collection)
+
+
 def suite_seed(config: Config, judge, top_k: int, limit: int | None):
     from rag.assistant import Assistant
 
-    assistant = Assistant.open(config.with_(collection="eval_seed"))
-    assistant.ingest([ROOT / "seeds"])
-    rows = read_jsonl(SEED_DEV)[:limit]
+    with suite_index(config, "eval_seed") as cfg:
+        assistant = Assistant.open(cfg)
+        assistant.ingest([ROOT / "seeds"])
+        rows = read_jsonl(SEED_DEV)[:limit]
 
-    def gold(row, nodes):
-        support = row.get("support")
-        return _rank_of(nodes, lambda n: support in n.node.text) if support else None
+        def gold(row, nodes):
+            support = row.get("support")
+            return _rank_of(nodes, lambda n: support in n.node.text) if support else None
 
-    return run_questions(assistant, judge, rows, gold, top_k, "seed")
+        return run_questions(assistant, judge, rows, gold, top_k, "seed")
 
 
 def suite_questions(config: Config, judge, top_k: int, limit: int | None, path: Path):
@@ -203,15 +220,16 @@ def suite_halueval_qa(config: Config, judge, top_k: int, limit: int | None):
 
     limit = limit or 500
     rows = list(halueval_qa(range(0, min(limit, 5000))))
-    assistant = Assistant.open(config.with_(collection=f"eval_halueval_qa_{len(rows)}"))
     docs = [make_document(r["knowledge"], f"halueval-qa:row{r['row']}", title=f"HaluEval QA row {r['row']}")
             for r in rows]
-    Indexer(assistant.store).ingest_documents(docs)
     questions = [{"id": f"row{r['row']}", "question": r["question"], "answer": r["right_answer"],
                   "gold_source": f"halueval-qa:row{r['row']}"} for r in rows]
-    return run_questions(assistant, judge, questions,
-                         lambda row, nodes: _rank_of(nodes, lambda n: n.node.metadata["source"] == row["gold_source"]),
-                         top_k, "halueval-qa")
+    with suite_index(config, f"eval_halueval_qa_{len(rows)}") as cfg:
+        assistant = Assistant.open(cfg)
+        Indexer(assistant.store).ingest_documents(docs)
+        return run_questions(assistant, judge, questions,
+                             lambda row, nodes: _rank_of(nodes, lambda n: n.node.metadata["source"] == row["gold_source"]),
+                             top_k, "halueval-qa")
 
 
 def judge_pairs(judge, pairs: list[dict], suite: str) -> tuple[list[dict], dict, list[int], list[float]]:

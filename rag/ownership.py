@@ -3,7 +3,8 @@
 Chroma's local files are not safe for two processes: each keeps its own in-memory vector index, so a
 server does not see what a separate ``rag ingest`` wrote (its queries then fail with "Error finding
 id"), and two writers can corrupt the files. So ``rag serve`` owns the data directory for as long as
-it runs and ``rag ingest`` for as long as it writes; a second owner is refused with a message that
+it runs and ``rag ingest`` for as long as it writes (``rag eval`` builds its indexes in ``DATA_DIR/eval``, which it
+owns while it runs); a second owner is refused with a message that
 says who holds it and what to do instead. Reading commands (``ask``, ``search``, ``chat``) open the
 files without owning them. With a Chroma server (``--chroma-url``) the server arbitrates and nothing
 here applies.
@@ -51,7 +52,8 @@ def busy_message(data_dir: Path, role: str, holder: dict) -> str:
                     "both can use.")
         return (f"{data_dir} is already served by pid {pid}{' at ' + url if url else ''}; use that server, stop it, "
                 "or pass another --data-dir.")
-    return f"an ingest (pid {pid}) is writing {data_dir}; wait for it to finish, then try again."
+    return (f"`rag {holder.get('role') or 'ingest'}` (pid {pid}) is writing {data_dir}; wait for it to finish, "
+            "then try again.")
 
 
 @contextmanager

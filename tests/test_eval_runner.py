@@ -14,8 +14,13 @@ def _run(args, data_dir):
 
 
 def test_eval_seed_writes_a_full_report(tmp_path):
+    from rag.ownership import own
+
     out = tmp_path / "run"
-    _run(["seed", "--out", str(out)], tmp_path / "data")
+    # even while a server owns the data dir: the suite builds its own index in DATA_DIR/eval
+    with own(tmp_path / "data", "serve", "http://127.0.0.1:7860/"):
+        _run(["seed", "--out", str(out)], tmp_path / "data")
+    assert (tmp_path / "data" / "eval" / "chroma").is_dir() and not (tmp_path / "data" / "chroma").exists()
     summary = json.loads((out / "summary.json").read_text())
     (row,) = summary["tables"]["answers"]
     assert row["n"] >= 25

@@ -22,7 +22,7 @@ def test_second_owner_is_refused_with_who_holds_it(tmp_path):
             with own(tmp_path, "serve", "http://127.0.0.1:9999/"):
                 pass
     with own(tmp_path, "ingest"):  # released on exit
-        with pytest.raises(DataDirBusy, match="an ingest .* is writing"):
+        with pytest.raises(DataDirBusy, match="`rag ingest` .* is writing"):
             with own(tmp_path, "serve"):
                 pass
 

@@ -209,9 +209,8 @@ PRIOR_STRENGTH = 200.0  # penalty per unit of weight squared, original feature s
 # The direction each weight must have for the judge to judge meaning: similarity can only help, unseen
 # words, unseen relations and contradiction cues can only hurt. A weight the data pushes the other way
 # (an artefact of how HaluEval's outputs were written) is set to 0 and the rest refitted.
-SIGNS = {"dense": 1, "novel_doc": -1, "novel_count": -1, "unexplained": -1, "novel_local": -1, "unlinked": -1, "novel_names": -1,
-         "novel_numbers": -1,
-         "swap": -1, "negation": -1, "antonym": -1}
+SIGNS = {"dense": 1, "novel_doc": -1, "novel_count": -1, "unexplained": -1, "novel_local": -1, "unlinked": -1,
+         "novel_names": -1, "novel_numbers": -1, "swap": -1, "negation": -1, "antonym": -1}
 
 
 def fit_signed(outputs, labels, l2s, rounds, prior, sizes, ow):

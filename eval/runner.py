@@ -336,7 +336,8 @@ def run(suites: list[str], config: Config, out: Path, judge_name: str = "offline
         tables["answers"] = answer_rows
     summary.update({"config": {"suites": suites, "questions": str(questions) if questions else None,
                                "pairs": str(pairs) if pairs else None, "backend": config.llm, "judge": judge_name,
-                               "judge_model": getattr(judge, "spec", None) or getattr(judge, "name", judge_name), "embedder": "all-MiniLM-L6-v2 int8 ONNX",
+                               "judge_model": getattr(judge, "spec", None) or getattr(judge, "name", judge_name),
+                               "embedder": "all-MiniLM-L6-v2 int8 ONNX",
                                "top_k": top_k, "limit": limit, "halueval_rows": f"0-{min(limit or 1000, 5000) - 1}",
                                "date": datetime.datetime.now().isoformat(timespec="seconds")},
                     "tables": tables})

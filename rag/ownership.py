@@ -3,11 +3,11 @@
 Chroma's local files are not safe for two processes: each keeps its own in-memory vector index, so a
 server does not see what a separate ``rag ingest`` wrote (its queries then fail with "Error finding
 id"), and two writers can corrupt the files. So ``rag serve`` owns the data directory for as long as
-it runs and ``rag ingest`` for as long as it writes (``rag eval`` builds its indexes in ``DATA_DIR/eval``, which it
-owns while it runs); a second owner is refused with a message that
-says who holds it and what to do instead. Reading commands (``ask``, ``search``, ``chat``) open the
-files without owning them. With a Chroma server (``--chroma-url``) the server arbitrates and nothing
-here applies.
+it runs and ``rag ingest`` for as long as it writes; ``rag eval`` builds its indexes in
+``DATA_DIR/eval``, which it owns while it runs. A second owner is refused with a message that says
+who holds it and what to do instead. Reading commands (``ask``, ``search``, ``chat``) open the files
+without owning them. With a Chroma server (``--chroma-url``) the server arbitrates and nothing here
+applies.
 
 The lock is an advisory ``flock`` on ``DATA_DIR/owner.lock``, released by the kernel when the owner
 exits, however it exits (kill -9 included); the file holds the owner's pid, role and URL as JSON.
@@ -39,7 +39,7 @@ def _holder(fh) -> dict:
 
 
 def busy_message(data_dir: Path, role: str, holder: dict) -> str:
-    """What the refused ``role`` ("serve" or "ingest") should be told about ``holder``."""
+    """What the refused ``role`` ("serve", "ingest" or "eval") should be told about ``holder``."""
     pid = holder.get("pid", "?")
     url = holder.get("url") or ""
     if holder.get("role") == "serve":

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import resource
-import socket
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from rag.localhost import free_port, stop_process, wait_for_port  # noqa: E402,F401  (shared with tests/)
 
 
 # Questions about the seed article, for load and latency runs on the seed index.
@@ -66,23 +66,6 @@ def table(rows: list[dict], columns: list[str] | None = None) -> str:
     lines = [" | ".join(c.ljust(widths[c]) for c in columns), "-|-".join("-" * widths[c] for c in columns)]
     lines += [" | ".join(str(r.get(c, "")).ljust(widths[c]) for c in columns) for r in rows]
     return "\n".join(lines)
-
-
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def stop_process(proc, timeout: float = 20) -> None:
-    """Terminate a child process, killing it if it does not exit within ``timeout`` seconds."""
-    proc.terminate()
-    try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 def loopback_url(url: str) -> str:

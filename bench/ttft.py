@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -21,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import ROOT, free_port, stop_process, table
+from common import ROOT, free_port, stop_process, table, wait_for_port
 
 from rag.llms import smollm2_path
 
@@ -30,14 +29,8 @@ QUESTIONS = ["When was NATO's summit?", "What did Zelenskyy say about Crimea?", 
 
 
 def wait_port(port: int, seconds: float = 120) -> None:
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.5)
-    raise SystemExit(f"port {port} did not open")
+    if not wait_for_port(port, seconds, poll=0.5):
+        raise SystemExit(f"port {port} did not open")
 
 
 def stream(client, model: str, question: str) -> tuple[float, float, bool]:

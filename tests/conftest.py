@@ -8,11 +8,12 @@ import ipaddress
 import os
 import shutil
 import socket
-import subprocess
 import zlib
 from pathlib import Path
 
 import pytest
+
+from rag.localhost import free_port, stop_process  # noqa: F401  (tests import them from conftest)
 
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS = ROOT / "seeds"
@@ -98,23 +99,6 @@ def pdf_bytes(text: str, compress: bytes | None = None) -> bytes:
         out.write(b"%010d 00000 n \n" % off)
     out.write(b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref))
     return out.getvalue()
-
-
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def stop_process(proc, timeout: float = 20) -> None:
-    """Terminate a child process, killing it if it does not exit within ``timeout`` seconds."""
-    proc.terminate()
-    try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 @pytest.fixture

@@ -1,14 +1,13 @@
 """The same index code against a real Chroma server started with `chroma run`."""
 
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from conftest import SEEDS, free_port, stop_process
+from rag.localhost import wait_for_port
 
 pytestmark = pytest.mark.slow
 
@@ -20,14 +19,7 @@ def chroma_url(tmp_path_factory):
     proc = subprocess.Popen([str(chroma), "run", "--path", str(tmp_path_factory.mktemp("chroma-server")),
                              "--host", "127.0.0.1", "--port", str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.3)
-    else:
+    if not wait_for_port(port, 60):
         proc.kill()
         pytest.fail("chroma run did not start")
     yield f"http://127.0.0.1:{port}"

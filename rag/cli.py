@@ -107,7 +107,7 @@ def _open_assistant(ctx, llm=None, top_k=None):
 @click.argument("question")
 @click.option("--json", "as_json", is_flag=True, help="Print the Answer object as JSON")
 @click.option("--top-k", type=click.IntRange(1, 50), default=None, help="Passages to answer from")
-@click.option("--llm", envvar="RAG_LLM", default=None, help="Answer backend: extractive (default), openai:MODEL (OPENAI_BASE_URL or RAG_LLM_BASE_URL), gguf:PATH, smollm2, gemma-270m")
+@click.option("--llm", envvar="RAG_LLM", default=None, help="Answer backend: extractive (default), qwen2.5-coder-1.5b (local, make local), openai:MODEL (OPENAI_BASE_URL or RAG_LLM_BASE_URL), gguf:PATH, smollm2, gemma-270m")
 @click.pass_context
 def ask(ctx, question, as_json, top_k, llm):
     """Answer QUESTION from the indexed documents, with verified quotes."""
@@ -164,7 +164,7 @@ def chat(ctx, top_k, llm):
 @click.option("--top-k", type=click.IntRange(1, 50), default=6, show_default=True)
 @click.option("--llm", envvar="RAG_LLM", default=None, help="Answer backend to evaluate")
 @click.option("--judge-llm", envvar="RAG_JUDGE_LLM", default=None,
-              help="Model for --judge llm (openai:MODEL, gguf:PATH, smollm2); default: the --llm backend")
+              help="Model for --judge llm (qwen2.5-coder-1.5b, openai:MODEL, gguf:PATH); default: the --llm backend")
 @click.pass_context
 def eval_(ctx, suites, questions, pairs, judge_name, out, limit, top_k, llm, judge_llm):
     """Run eval suites (seed, halueval-qa, judge-halueval) and/or your own --questions/--pairs;

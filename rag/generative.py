@@ -1,32 +1,24 @@
-"""Generative answers whose every sentence is tied to a verbatim quote.
+"""Generative answers whose quotes are verbatim by construction.
 
-A model (any llama-index ``LLM`` from ``rag.llms``) writes a short answer
-from numbered passages. Nothing it writes is trusted: each sentence of the
-output is kept only when
+A model (any llama-index ``LLM`` from ``rag.llms``) reads compact evidence
+(``rag.evidence``: the best sentences of the retrieved chunks, a little context,
+numbered passages) and writes structured claims (``rag.structured``): each claim
+quotes its evidence first, then says in a short sentence what the quote supports.
 
-1. a quote it carries (text in double quotes, straight or curly) is found in
-   a retrieved document with ``rag.quotes.locate`` -- exact first, then
-   tolerant to whitespace, quote-mark and dash variants -- and the citation
-   takes the document's own text at those offsets; the passages the
-   sentence's ``[n]`` markers name are searched first, then the others; its
-   words outside the quotes must mostly occur in that document or the
-   question (``context_support``); or
-2. without a usable quote, one sentence of the passages it cites contains
-   most of its content words, including most of those it does not merely
-   repeat from the question, and every number it states
-   (``lexical_support``); that document sentence is cited verbatim; or
-3. it is a bare short answer ("Sky News") found verbatim in a passage
-   sentence that holds at least half of the question's content words
-   (``phrase_support``); that sentence is cited.
+* llama.cpp backends (in-process GGUF, ``llama_cpp.server``) and servers that enforce
+  JSON schemas get a schema whose ``quote`` is an ``enum`` of the evidence's sentences
+  and clauses: the model cannot write a quote that is not in a document.
+* Servers that refuse the schema are asked again with a plain JSON-object request,
+  then with none (the choice that worked is remembered); their quotes are located in
+  the documents (exact, else tolerant, snapped to exact offsets).
 
-Quoted text that is not found loses its quotation marks (it must not look
-like the document's words). Questions (often the user's, echoed) are not
-claims. Other sentences are dropped and listed in ``Answer.dropped_claims``.
-Citations are renumbered 1..m in order of appearance. When nothing
-survives, or the model answers ``NOT IN DOCUMENTS``, the extractive answer
-is returned with a ``note`` saying so. The Assistant's own final check
-(``document_text[start:end] == quote``) runs after this and never has to
-remove anything produced here.
+Each claim is then checked: its quote must map to a document span, its text must be a
+sentence of its own (not empty, not a question, not a copy of the question), and the
+support judge (``rag.support``, when its model is installed) must find the claim
+supported by its quote. A claim that fails is dropped into ``Answer.dropped_claims``
+with the reason. An empty claim list is the model's abstention. When every claim is
+dropped, the extractive answer is returned with a ``note``. The Assistant's own final
+check (``document_text[start:end] == quote``) runs after this and is the last gate.
 """
 
 from __future__ import annotations
@@ -37,259 +29,54 @@ import time
 from dataclasses import dataclass, field
 from typing import Iterator
 
+from . import evidence as evidence_mod
 from .lexical import tokenize
 from .llms import BackendSpec, BackendUnavailable, LLMOptions, make_llm, parse_spec
-from .models import Answer, Citation
-from .prompts import ABSTAIN, answer_messages, condense_messages, passages_from_nodes
-from .quotes import locate
-from .sentences import sentence_spans
+from .models import Answer, Citation, ClaimEvent
+from .prompts import ABSTAIN, answer_messages, condense_messages
+from .structured import claims_schema, llama_cpp_format, parse_claims, partial_claims, response_formats
 
-NOTE_UNVERIFIED = "model answer could not be verified; showing extractive answer"
-NOTE_ABSTAINED = "model found no answer in the documents (NOT IN DOCUMENTS); showing extractive answer"
+NOTE_UNVERIFIED = "no claim of the model answer could be verified; showing extractive answer"
+NOTE_ABSTAINED = "the model found no answer in the documents"
+ABSTAIN_TEXT = "The documents do not answer this question."
 
-MIN_QUOTE_WORDS = 3
-MIN_QUOTE_CHARS = 18
-LEXICAL_THRESHOLD = 0.6  # share of a sentence's content words found in one passage sentence
-CONTEXT_THRESHOLD = 0.5  # share of the words outside quotes found in the quoted document or the question
-# A bare short answer ("Sky News") is cited by the passage sentence holding it only when that sentence holds
-# at least this share of the question's content words. Measured by re-verifying stored gemma-270m outputs
-# (bench/llm_compare.py, HaluEval rows 0-29): with any overlap allowed, 7 of the 10 short answers kept this way
-# were wrong; at 0.5 the share of model answers kept fell from 0.43 to 0.37 with as many correct answers.
-PHRASE_COVERAGE = 0.5
-
-_MARKER = re.compile(r"\[(\d+)\]")
-_MARKER_FORMS = re.compile(r"\[\s*(?:passages?|sources?|p)?\s*(\d+(?:\s*(?:,|;|and|-)\s*\d+)*)\s*\]", re.I)
-_QUOTED = re.compile(r"\"((?:[^\"\n]|\n(?!\s*\n)){2,600})\"|“((?:[^”\n]|\n(?!\s*\n)){2,600})”|«([^»\n]{2,600})»")
-_NUMBER = re.compile(r"\d[\d,.]*\d|\d")
-_BOUNDARY = re.compile(r"(?:[.!?…]+[\"'”’)\]]*(?:\s*\[\d+\])*|(?:\[\d+\])+)(?=\s+[\"“'‘(]?[A-Z0-9])|\n+")
-_ABBREV = re.compile(r"\b(?:Mr|Mrs|Ms|Dr|Prof|St|Jr|Sr|Gen|Gov|Sen|Rep|No|vs|etc|Inc|Ltd|Co|U\.S|U\.K|[A-Z])\.$")
-_PREAMBLE = re.compile(r"^\s*(?:(?:the\s+)?answer(?:\s+is)?|response|assistant)\s*:\s*", re.I)
-_BULLET = re.compile(r"^(?:\d{1,2}[.)]|[-*•])\s+")
+OVERVIEW = re.compile(r"\b(?:summari[sz]e|summary|overview|main points?|key (?:points?|takeaways?|facts?)|"
+                      r"takeaways?|tl;?dr|gist|what(?:'s| is| are)\s+(?:this|the|these)\s+(?:article|document|"
+                      r"text|story|piece|report|documents|articles)s?\s+(?:about|saying))\b", re.I)
 _SPECIAL = re.compile(r"<\|[^|>]*\|>|<end_of_turn>|<start_of_turn>\w*|</?s>|</?answer>")
+_PREAMBLE = re.compile(r"^\s*(?:(?:the\s+)?answer(?:\s+is)?|response|assistant)\s*:\s*", re.I)
+_MARKERS = re.compile(r"\s*\[\s*(?:passages?|sources?|p)?\s*\d+(?:\s*[,;-]\s*\d+)*\s*\]", re.I)
 
 
-# ------------------------------------------------------------------ parsing the model's output
-
-
-@dataclass
-class Claim:
-    """One sentence of the model's answer."""
-
-    text: str
-    markers: list[int]
-    quotes: list[str]
-
-    @property
-    def plain(self) -> str:
-        return re.sub(r"\s*\[\d+\]", "", self.text).strip()
-
-
-def normalize_markers(text: str) -> str:
-    """``[1, 2]``, ``[1-2]``, ``[Passage 1]`` -> ``[1] [2]``."""
-
-    def expand(m: re.Match) -> str:
-        inner = m.group(1)
-        if "-" in inner:
-            a, b = (int(x) for x in re.findall(r"\d+", inner)[:2])
-            nums = list(range(a, b + 1)) if 0 < b - a < 10 else [a, b]
-        else:
-            nums = [int(x) for x in re.findall(r"\d+", inner)]
-        return " ".join(f"[{n}]" for n in nums)
-
-    return _MARKER_FORMS.sub(expand, text)
+def is_overview(question: str) -> bool:
+    """'Summarize the article', 'What is this document about?', 'main points' ..."""
+    return bool(OVERVIEW.search(question))
 
 
 def clean_output(text: str) -> str:
-    text = _SPECIAL.sub("", text or "")
-    return normalize_markers(_PREAMBLE.sub("", text.strip())).strip()
-
-
-def _quoted_ranges(text: str) -> list[tuple[int, int]]:
-    return [m.span() for m in _QUOTED.finditer(text)]
-
-
-def split_claims(text: str) -> list[Claim]:
-    """Sentences of the model output with their [n] markers and quoted spans. A sentence
-    boundary never falls inside a quotation; markers after the final stop stay with it."""
-    text = clean_output(text)
-    inside = _quoted_ranges(text)
-    cuts, cursor = [], 0
-    for m in _BOUNDARY.finditer(text):
-        if any(a < m.end() < b for a, b in inside):
-            continue
-        if m.group().startswith(".") and _ABBREV.search(text[max(0, m.start() - 6): m.start() + 1]):
-            continue
-        cuts.append(text[cursor:m.end()])
-        cursor = m.end()
-    cuts.append(text[cursor:])
-    claims = []
-    for piece in (_BULLET.sub("", c.strip()) for c in cuts):
-        if not re.search(r"[^\W\d_]", _MARKER.sub("", piece)):
-            continue  # nothing but markers or punctuation
-        quotes = [next(g for g in m.groups() if g is not None) for m in _QUOTED.finditer(piece)]
-        claims.append(Claim(piece, [int(n) for n in _MARKER.findall(piece)], quotes))
-    return claims
+    return _PREAMBLE.sub("", _SPECIAL.sub("", text or "").strip()).strip()
 
 
 def is_abstention(text: str) -> bool:
-    """The model said NOT IN DOCUMENTS (alone, or as its first sentence)."""
+    """A plain-text reply of NOT IN DOCUMENTS (servers that ignore the format)."""
     t = clean_output(text).upper()
-    return t.startswith(ABSTAIN) or t.strip(" .!\"'") == ABSTAIN or (ABSTAIN in t and len(t) < 3 * len(ABSTAIN))
+    return t.startswith(ABSTAIN) or (ABSTAIN in t and len(t) < 3 * len(ABSTAIN))
 
 
-# ------------------------------------------------------------------ grounding
-
-
-@dataclass
-class Source:
-    """A retrieved passage with the full text of its document."""
-
-    n: int  # 1-based passage number shown to the model
-    node: object  # NodeWithScore
-    doc_text: str
-
-    @property
-    def meta(self) -> dict:
-        return self.node.node.metadata
-
-    @property
-    def start(self) -> int:
-        return int(self.meta["start"])
-
-    @property
-    def end(self) -> int:
-        return int(self.meta["end"])
-
-
-@dataclass(frozen=True)
-class Span:
-    source: Source
-    start: int
-    end: int
-
-    @property
-    def key(self) -> tuple[str, int, int]:
-        return self.source.meta["doc_id"], self.start, self.end
-
-    @property
-    def text(self) -> str:
-        return self.source.doc_text[self.start:self.end]
+# ------------------------------------------------------------------ checking claims
 
 
 @dataclass
-class Grounded:
-    """The verified answer text, its citations, and what was removed."""
+class Checked:
+    """The verified answer text, its citations, and what was removed (with reasons)."""
 
-    text: str
-    citations: list[Citation]
-    kept: int
-    total: int
+    text: str = ""
+    citations: list[Citation] = field(default_factory=list)
+    kept: int = 0
+    total: int = 0
     dropped: list[str] = field(default_factory=list)
-
-
-def _long_enough(quote: str) -> bool:
-    q = quote.strip()
-    return len(q.split()) >= MIN_QUOTE_WORDS or len(q) >= MIN_QUOTE_CHARS
-
-
-def _variants(quote: str) -> list[str]:
-    """The quote, then without edge punctuation, then its parts around an ellipsis."""
-    quote = _MARKER.sub("", quote).strip()
-    out = [quote, quote.strip(" .,;:!?-—–\"'“”‘’")]
-    parts = [p.strip(" .,;:") for p in re.split(r"\s*(?:\.\.\.|…)\s*", quote)]
-    if len(parts) > 1:
-        out += [p for p in parts if _long_enough(p)]
-    return [v for i, v in enumerate(out) if v and v not in out[:i] and _long_enough(v)]
-
-
-def _ordered_sources(claim: Claim, sources: list[Source]) -> list[Source]:
-    cited = [sources[n - 1] for n in dict.fromkeys(claim.markers) if 1 <= n <= len(sources)]
-    return cited + [s for s in sources if s not in cited]
-
-
-def locate_quote(quote: str, candidates: list[Source]) -> Span | None:
-    """Where a model-written quote is in the candidates' documents (snapped to exact offsets)."""
-    for variant in _variants(quote):
-        for src in candidates:
-            found = locate(src.doc_text, variant, hint=src.start)
-            if found and found[1] > found[0]:
-                return Span(src, *found)
-    return None
-
-
-def _numbers(text: str) -> set[str]:
-    return {n.replace(",", "") for n in _NUMBER.findall(text)}
-
-
-def context_support(outside: str, spans: list[Span], question: str) -> float:
-    """Share of the content words of ``outside`` (a sentence minus its verified quotes) that
-    occur in the quoted documents or the question (1.0 when fewer than three such words).
-    A number the documents and the question do not contain gives 0."""
-    words = set(tokenize(outside))
-    docs = " ".join({s.source.meta["doc_id"]: s.source.doc_text for s in spans}.values())
-    if _numbers(outside) - _numbers(docs) - _numbers(question):
-        return 0.0
-    if len(words) < 3:
-        return 1.0
-    known = set(tokenize(docs)) | set(tokenize(question))
-    return len(words & known) / len(words)
-
-
-def _unquote(text: str, quote: str) -> str:
-    """Remove the quotation marks around ``quote``: text that is not the document's must not look quoted."""
-    for a, b in (('"', '"'), ("“", "”"), ("«", "»")):
-        text = text.replace(f"{a}{quote}{b}", quote)
-    return text
-
-
-def lexical_support(claim: Claim, candidates: list[Source], question: str = "") -> tuple[Span | None, float]:
-    """The passage sentence that best contains the claim's content words, and that share.
-
-    Words the claim only repeats from the question must not carry it: its other words
-    (at least one) must be found in that sentence in the same share, and every number
-    it states must be there too."""
-    words = set(tokenize(claim.plain))
-    new = words - set(tokenize(question))
-    if len(words) < 3 or not new:
-        return None, 0.0
-    best, best_score = None, 0.0
-    for src in candidates:
-        node_text = src.doc_text[src.start:src.end]
-        for sp in sentence_spans(node_text):
-            sentence = node_text[sp.start:sp.end]
-            if _numbers(claim.plain) - _numbers(sentence):
-                continue
-            present = set(tokenize(sentence))
-            share = min(len(words & present) / len(words), len(new & present) / len(new))
-            if share > best_score:
-                best, best_score = Span(src, src.start + sp.start, src.start + sp.end), share
-    return best, best_score
-
-
-def phrase_support(claim: Claim, candidates: list[Source], question: str) -> Span | None:
-    """A short answer ("Sky News") found verbatim in a passage sentence that is about the
-    question (holds at least PHRASE_COVERAGE of its content words): that sentence is cited."""
-    phrase = claim.plain.strip(" .,;:!?\"'“”‘’")
-    words = set(tokenize(phrase))
-    asked = set(tokenize(question))
-    if not phrase or not asked or len(phrase.split()) > 8 or not words - asked:
-        return None
-    for src in candidates:
-        node_text = src.doc_text[src.start:src.end]
-        found = locate(node_text, phrase) if len(phrase) >= 3 else None
-        if found is None or not _whole_words(node_text, *found):
-            continue
-        for sp in sentence_spans(node_text):
-            if sp.start <= found[0] < sp.end:
-                covered = len(asked & set(tokenize(node_text[sp.start:sp.end]))) / len(asked)
-                if covered >= PHRASE_COVERAGE:
-                    return Span(src, src.start + sp.start, src.start + sp.end)
-                break
-    return None
-
-
-def _whole_words(text: str, start: int, end: int) -> bool:
-    return (start == 0 or not text[start - 1].isalnum()) and (end >= len(text) or not text[end].isalnum())
+    ids: dict = field(default_factory=dict)
+    seen: set = field(default_factory=set)
 
 
 def _score(question: str, quote: str) -> float:
@@ -297,60 +84,56 @@ def _score(question: str, quote: str) -> float:
     return round(len(q & set(tokenize(quote))) / len(q), 4) if q else 0.0
 
 
-def ground(output: str, question: str, sources: list[Source], *, lexical_threshold: float = LEXICAL_THRESHOLD,
-           context_threshold: float = CONTEXT_THRESHOLD) -> Grounded:
-    """Keep the sentences of ``output`` that can be tied to verbatim document text."""
-    ids: dict[tuple, int] = {}
-    citations: list[Citation] = []
-    kept_text, dropped, seen = [], [], set()
-    claims = [c for c in split_claims(output) if ABSTAIN not in c.text.upper()]
-    for claim in claims:
-        if claim.plain.endswith("?"):
-            dropped.append(claim.plain)  # a question (often the user's, echoed) asserts nothing
-            continue
-        candidates = _ordered_sources(claim, sources)
-        n_cited = len([n for n in set(claim.markers) if 1 <= n <= len(sources)])
-        shown, outside, spans = claim.plain, claim.plain, []
-        for quote in claim.quotes:
-            span = locate_quote(quote, candidates) if _long_enough(quote) else None
-            if span is not None:
-                spans.append(span)
-                shown = shown.replace(quote, span.text, 1)  # show what the document says
-                outside = outside.replace(quote, " ", 1)
-            elif not (len(quote.strip()) >= 2 and any(locate(s.doc_text, quote) for s in candidates[: n_cited or None])):
-                shown = _unquote(shown, quote)  # not the document's words: must not look like a quote
-        spans = [s for s in {sp.key: sp for sp in spans}.values()
-                 if not any(o.key[0] == s.key[0] and o.start <= s.start and s.end <= o.end and o.key != s.key
-                            for o in spans)]
-        if spans and context_support(outside, spans, question) < context_threshold:
-            spans = []
-        if not spans:
-            plain_claim = Claim(shown, claim.markers, [])
-            span, share = lexical_support(plain_claim, candidates[:n_cited] or candidates, question)
-            if span is None or share < lexical_threshold:
-                span = phrase_support(plain_claim, candidates[:n_cited] or candidates, question)
-            if span is not None:
-                spans = [span]
-        if not spans:
-            dropped.append(claim.plain)
-            continue
-        if shown in seen:
-            continue  # small models repeat themselves
-        seen.add(shown)
-        marks = []
-        for span in spans:
-            if span.key not in ids:
-                ids[span.key] = len(ids) + 1
-                meta = span.source.meta
-                cite = Citation(id=ids[span.key], quote=span.text, doc_id=meta["doc_id"], source=meta["source"],
-                                title=meta.get("title", ""), start=span.start, end=span.end,
-                                score=_score(question, span.text), role="support")
-                cite._doc_hash = meta["doc_hash"]  # noqa: SLF001
-                citations.append(cite)
-            if ids[span.key] not in marks:
-                marks.append(ids[span.key])
-        kept_text.append(f"{shown} " + " ".join(f"[{m}]" for m in marks))
-    return Grounded(" ".join(kept_text), citations, len(kept_text), len(claims), dropped)
+class ClaimChecker:
+    """Turns the model's claims into cited sentences, one at a time (so a stream can show each)."""
+
+    def __init__(self, question: str, evidence: evidence_mod.Evidence, support=None, threshold: float = 0.5):
+        self.question, self.evidence = question, evidence
+        self.support, self.threshold = support, threshold
+        self.result = Checked()
+
+    def reason_to_drop(self, text: str, quote) -> str | None:
+        if quote is None:
+            return "its quote is not in the documents"
+        if not re.search(r"[^\W\d_]", text):
+            return "it says nothing"
+        if text.endswith("?"):
+            return "it is a question, not a claim"
+        if self.support is not None:
+            score = self.support(text, quote.text)
+            if score < self.threshold:
+                return f"its quote does not support it (judge {score:.2f} < {self.threshold:.2f})"
+        return None
+
+    def add(self, claim: dict) -> ClaimEvent | None:
+        """Check one claim; its rendered sentence and citation, or None when dropped."""
+        r = self.result
+        r.total += 1
+        text = " ".join(_MARKERS.sub("", str(claim.get("claim", ""))).split())
+        quote = self.evidence.find(str(claim.get("quote", "")), claim.get("passage"))
+        why = self.reason_to_drop(text, quote)
+        if why:
+            r.dropped.append(f"{text or '(empty claim)'} -- dropped: {why}")
+            return None
+        key = (quote.doc_id, quote.start, quote.end)
+        if (key, text.lower()) in r.seen:
+            return None  # the same claim twice
+        r.seen.add((key, text.lower()))
+        new = key not in r.ids
+        if new:
+            r.ids[key] = len(r.ids) + 1
+            cite = Citation(id=r.ids[key], quote=quote.text, doc_id=quote.doc_id, source=quote.source,
+                            title=quote.title, start=quote.start, end=quote.end,
+                            score=_score(self.question, quote.text), role="support")
+            cite._doc_hash = quote.doc_hash  # noqa: SLF001
+            r.citations.append(cite)
+        cite = next(c for c in r.citations if c.id == r.ids[key])
+        if text[-1] not in ".!…\"'”’)":
+            text += "."
+        sentence = f"{text} [{cite.id}]"
+        r.text = f"{r.text} {sentence}".strip()
+        r.kept += 1
+        return ClaimEvent(text=sentence, citation=cite)
 
 
 # ------------------------------------------------------------------ the generator
@@ -362,32 +145,42 @@ class Trace:
 
     raw: str = ""
     tokens: int = 0
+    prompt_tokens: int = 0
     seconds: float = 0.0
     first_token_s: float | None = None
+    first_claim_s: float | None = None
     sentences: int = 0
     kept: int = 0
     fallback: str | None = None
+    format: str = ""
+    evidence_words: int = 0
 
 
 class Generator:
     """Answers with a model, then keeps only what the documents verify."""
 
-    def __init__(self, config, llm=None, spec: BackendSpec | None = None, options: LLMOptions | None = None):
+    def __init__(self, config, llm=None, spec: BackendSpec | None = None, options: LLMOptions | None = None,
+                 support=None, support_threshold: float | None = None):
         self.config = config
         self.spec = spec or parse_spec(config.llm)
         self.options = options or LLMOptions()
         self.llm = llm if llm is not None else make_llm(self.spec, config, self.options)
         self.name = self.spec.name
-        local = self.spec.kind == "gguf"
-        # Room for passages in the prompt: in-process models have a small context window.
-        self.max_passage_chars = (max(1000, int((self.options.n_ctx - self.options.max_tokens - 350) * 3))
-                                  if local else 12_000)
+        self.local = hasattr(self.llm, "llama") or self.spec.kind == "gguf"
+        if support is None:
+            from .support import default_support
+
+            support, support_threshold = default_support()
+        self.support, self.support_threshold = support, support_threshold if support_threshold is not None else 0.5
+        self._formats = None if self.local else response_formats  # remote: best format first, then fall back
+        self._format_at = 0
         self._local = threading.local()
 
     @property
     def last(self) -> Trace:
         """The trace of the last generation in this thread."""
         return getattr(self._local, "trace", Trace())
+
 
     # -------------------------------------------------------------- model calls
 
@@ -431,7 +224,7 @@ class Generator:
             pass
         return BackendUnavailable(self.name, f"model error: {type(exc).__name__}: {exc}", 502)
 
-    def _chat(self, messages, **kwargs) -> tuple[str, int]:
+    def _chat(self, messages, **kwargs) -> tuple[str, int, int]:
         try:
             resp = self.llm.chat(messages, **kwargs)
         except Exception as exc:  # noqa: BLE001  (every failure becomes BackendUnavailable)
@@ -439,7 +232,7 @@ class Generator:
         extra = resp.additional_kwargs or {}
         text = resp.message.content or ""
         tokens = int(extra.get("completion_tokens") or 0) or len(text.split())
-        return text, tokens
+        return text, tokens, int(extra.get("prompt_tokens") or 0)
 
     def _stream_chat(self, messages, **kwargs) -> Iterator[str]:
         try:
@@ -449,31 +242,39 @@ class Generator:
         except Exception as exc:  # noqa: BLE001
             raise self._fail(exc) from exc
 
-    def _messages(self, question: str, nodes):
-        budget = self.max_passage_chars
-        passages = passages_from_nodes(nodes, budget)
-        messages = answer_messages(question, passages)
-        count = getattr(self.llm, "count_tokens", None)
-        if count is not None:  # in-process: make sure prompt + answer fit the context window
-            while budget > 800:
-                used = sum(count(m.content or "") for m in messages) + 60
-                if used + self.options.max_tokens <= self.options.n_ctx:
-                    break
-                budget = int(budget * 0.75)
-                passages = passages_from_nodes(nodes, budget)
-                messages = answer_messages(question, passages)
-        return messages, len(passages)
+    # -------------------------------------------------------------- evidence and formats
 
-    def _sources(self, nodes, k: int, assistant) -> list[Source]:
-        out = []
-        for n, nws in enumerate(nodes[:k], 1):
+    def evidence(self, question: str, nodes, assistant) -> evidence_mod.Evidence:
+        texts: dict[str, str] = {}
+        for nws in nodes:
             meta = nws.node.metadata
+            if meta["doc_id"] in texts:
+                continue
             try:
-                text = assistant.store.document_text(meta["doc_id"], meta["doc_hash"])
+                texts[meta["doc_id"]] = assistant.store.document_text(meta["doc_id"], meta["doc_hash"])
             except Exception:  # noqa: BLE001  (document gone or changed: its quotes cannot be checked)
-                text = ""
-            out.append(Source(n, nws, text))
-        return out
+                texts[meta["doc_id"]] = ""
+        q_vec = assistant.embed_model.get_query_embedding(question)
+        overview = is_overview(question)
+        return evidence_mod.build(q_vec, nodes, texts, assistant.sentence_vectors.get,
+                                  max_sentences=8 if overview else 6, max_words=320 if overview else 240,
+                                  lead=5 if overview else 0)
+
+    def _format_kwargs(self, schema: dict) -> dict:
+        if self.local:
+            return {"response_format": llama_cpp_format(schema)}
+        fmt = self._formats(schema)[self._format_at]
+        return {"response_format": fmt} if fmt is not None else {}
+
+    def _refused_format(self, exc: BackendUnavailable) -> bool:
+        """A 400/422 from a server that does not take our response_format: try the next form."""
+        if self.local or self._format_at >= 2 or exc.status != 502:
+            return False
+        msg = exc.reason.lower()
+        if not any(code in msg for code in ("http 400", "http 422", "http 500")):
+            return False
+        self._format_at += 1
+        return True
 
     # -------------------------------------------------------------- answering
 
@@ -484,11 +285,12 @@ class Generator:
             result = item
         return result
 
-    def stream(self, question: str, nodes, assistant) -> Iterator[str | Answer]:
-        """The model's text deltas as they arrive, then the final verified Answer."""
+    def stream(self, question: str, nodes, assistant) -> Iterator[ClaimEvent | Answer]:
+        """Each verified claim (sentence + citation) as soon as the model has written it, then
+        the final Answer."""
         yield from self._run(question, nodes, assistant, stream=True)
 
-    def _run(self, question: str, nodes, assistant, stream: bool) -> Iterator[str | Answer]:
+    def _run(self, question: str, nodes, assistant, stream: bool) -> Iterator[ClaimEvent | Answer]:
         trace = Trace()
         self._local.trace = trace
         nodes = list(nodes or [])
@@ -497,44 +299,70 @@ class Generator:
             answer.backend = self.name
             yield answer
             return
-        messages, k = self._messages(question, nodes)
+        t_ev = time.perf_counter()
+        ev = self.evidence(question, nodes, assistant)
+        evidence_ms = (time.perf_counter() - t_ev) * 1000
+        trace.evidence_words = ev.words
+        checker = ClaimChecker(question, ev, self.support, self.support_threshold)
+        messages = answer_messages(question, ev.passages)
+        schema = claims_schema([q.text for q in ev.quotes])
         t0 = time.perf_counter()
-        if stream:
-            parts = []
-            for delta in self._stream_chat(messages):
-                if trace.first_token_s is None:
-                    trace.first_token_s = time.perf_counter() - t0
-                parts.append(delta)
-                yield delta
-            trace.raw, trace.tokens = "".join(parts), len(parts)
-        else:
-            trace.raw, trace.tokens = self._chat(messages)
+        while True:
+            kwargs = self._format_kwargs(schema)
+            trace.format = (kwargs.get("response_format") or {}).get("type", "none")
+            try:
+                if stream:
+                    parts, done = [], 0
+                    for delta in self._stream_chat(messages, **kwargs):
+                        if trace.first_token_s is None:
+                            trace.first_token_s = time.perf_counter() - t0
+                        parts.append(delta)
+                        if "}" in delta:
+                            found = partial_claims("".join(parts))
+                            for claim in found[done:]:
+                                event = checker.add(claim)
+                                if event is not None:
+                                    if trace.first_claim_s is None:
+                                        trace.first_claim_s = time.perf_counter() - t0
+                                    yield event
+                            done = len(found)
+                    trace.raw, trace.tokens = "".join(parts), len(parts)
+                else:
+                    trace.raw, trace.tokens, trace.prompt_tokens = self._chat(messages, **kwargs)
+                    done = 0
+                break
+            except BackendUnavailable as exc:
+                if stream and trace.first_token_s is not None:
+                    raise
+                if not self._refused_format(exc):
+                    raise
         trace.seconds = time.perf_counter() - t0
         t1 = time.perf_counter()
-        answer = self.verify(trace.raw, question, nodes[:k], assistant, trace)
-        answer.timings_ms.update({"generate": round(trace.seconds * 1000, 2),
-                                  "ground": round((time.perf_counter() - t1) * 1000, 2)})
+        claims = parse_claims(trace.raw)
+        for claim in (claims or [])[done:]:
+            checker.add(claim)
+        answer = self._compose(question, nodes, assistant, checker.result, claims, trace)
+        answer.timings_ms.update({"evidence": round(evidence_ms, 2), "generate": round(trace.seconds * 1000, 2),
+                                  "check": round((time.perf_counter() - t1) * 1000, 2)})
         yield answer
 
-    def verify(self, output: str, question: str, nodes, assistant, trace: Trace | None = None) -> Answer:
-        """Turn raw model output into an Answer whose citations are exact document text."""
-        trace = trace or Trace(raw=output)
-        sources = self._sources(nodes, len(nodes), assistant)
-        grounded = ground(output, question, sources)
-        trace.sentences, trace.kept = grounded.total, grounded.kept
-        if grounded.citations:
+    def _compose(self, question, nodes, assistant, result: Checked, claims, trace: Trace) -> Answer:
+        trace.sentences, trace.kept = result.total, result.kept
+        if result.citations:
             note = None
-            if grounded.dropped:
-                note = (f"{len(grounded.dropped)} of {grounded.total} generated sentences removed: "
-                        "no verifiable quote in the documents")
-            return Answer(answer=grounded.text, citations=grounded.citations, backend=self.name,
-                          dropped_claims=grounded.dropped, note=note)
-        abstained = is_abstention(output)
-        trace.fallback = "abstained" if abstained else "unverified"
+            if result.dropped:
+                note = f"{len(result.dropped)} of {result.total} claims removed (see dropped_claims)"
+            return Answer(answer=result.text, citations=result.citations, backend=self.name,
+                          dropped_claims=result.dropped, note=note)
+        if claims == [] or (claims is None and is_abstention(trace.raw)):
+            trace.fallback = "abstained"
+            return Answer(answer=ABSTAIN_TEXT, abstained=True, status="abstained", backend=self.name,
+                          note=NOTE_ABSTAINED)
+        trace.fallback = "unverified"
         answer = assistant.extractive_answer(question, nodes)
         answer.backend = self.name
-        answer.note = NOTE_ABSTAINED if abstained else NOTE_UNVERIFIED
-        answer.dropped_claims = grounded.dropped + answer.dropped_claims
+        answer.note = NOTE_UNVERIFIED
+        answer.dropped_claims = result.dropped + answer.dropped_claims
         return answer
 
     # -------------------------------------------------------------- follow-ups
@@ -543,7 +371,7 @@ class Generator:
         """The follow-up rewritten as a standalone question by the model; None when the
         model fails or its rewrite does not look like a question about the same thing."""
         try:
-            text, _ = self._chat(condense_messages(question, history), max_tokens=64)
+            text, _, _ = self._chat(condense_messages(question, history), max_tokens=64)
         except Exception:  # noqa: BLE001  (the extractive rewrite takes over)
             return None
         return plausible_rewrite(question, history, text)

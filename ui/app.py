@@ -21,7 +21,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from rag.models import Answer
+from rag.models import Answer, ClaimEvent
 
 CONTEXT_CHARS = 240  # document text shown on each side of a quote
 MAX_TABLE_ROWS = 300  # documents listed in the UI table
@@ -138,6 +138,7 @@ def header_html(assistant, read_only: bool) -> str:
 
 def build_blocks(assistant, *, read_only: bool = False, max_upload_bytes: int = 20 * 2**20) -> gr.Blocks:
     from rag.assistant import BadRequest, MAX_HISTORY_TURNS
+    from rag.llms import BackendUnavailable
     from rag.loaders import SUPPORTED, LoadError
     from rag.store import Store
 
@@ -164,6 +165,11 @@ def build_blocks(assistant, *, read_only: bool = False, max_upload_bytes: int = 
                                   elem_id="question", autofocus=True)
             ask = gr.Button("Ask", variant="primary", scale=1, min_width=80, elem_id="ask")
             clear = gr.Button("New chat", scale=1, min_width=80, elem_id="clear")
+        has_model = assistant.generator is not None
+        mode = gr.Radio(choices=[("Quick (extractive, instant)", "quick"),
+                                 (f"Model ({assistant.generator.name})" if has_model else "Model", "model")],
+                        value="model" if has_model else "quick", label="Answer mode", visible=has_model,
+                        elem_id="answer-mode")
         gr.Examples(EXAMPLES, inputs=[question], label="Examples")
         with gr.Accordion("Last answer as JSON", open=False):
             answer_json = gr.JSON(label="Answer", elem_id="answer-json")
@@ -183,7 +189,7 @@ def build_blocks(assistant, *, read_only: bool = False, max_upload_bytes: int = 
 
         # ---------------------------------------------------------- chat
 
-        def respond(message: str, history: list, plain: list):
+        def respond(message: str, history: list, plain: list, mode: str = "quick"):
             message = (message or "").strip()
             history = list(history or [])
             plain = list(plain or [])
@@ -194,14 +200,15 @@ def build_blocks(assistant, *, read_only: bool = False, max_upload_bytes: int = 
             yield history, plain, "", gr.skip()
             text, final = "", None
             try:
-                for item in assistant.stream(message, plain[-MAX_HISTORY_TURNS:]):
+                for item in assistant.stream(message, plain[-MAX_HISTORY_TURNS:],
+                                             mode=mode if assistant.generator is not None else None):
                     if isinstance(item, Answer):
                         final = item
                         break
-                    text += item
+                    text += f"{item.text} " if isinstance(item, ClaimEvent) else item
                     history[-1] = {"role": "assistant", "content": esc(text) + " ▍"}
                     yield history, plain, "", gr.skip()
-            except BadRequest as exc:
+            except (BadRequest, BackendUnavailable) as exc:  # bad question, or the model is down
                 history[-1] = {"role": "assistant", "content": f"⚠️ {esc(exc)}"}
                 yield history, plain, "", None
                 return
@@ -213,7 +220,7 @@ def build_blocks(assistant, *, read_only: bool = False, max_upload_bytes: int = 
             plain += [{"role": "user", "content": message}, {"role": "assistant", "content": final.answer}]
             yield history, plain, "", final.model_dump()
 
-        chat_io = dict(fn=respond, inputs=[question, chatbot, turns], outputs=[chatbot, turns, question, answer_json])
+        chat_io = dict(fn=respond, inputs=[question, chatbot, turns, mode], outputs=[chatbot, turns, question, answer_json])
         ask.click(api_name="chat", **chat_io)
         question.submit(api_name=False, **chat_io)
         clear.click(lambda: ([], [], None), outputs=[chatbot, turns, answer_json], api_name=False)

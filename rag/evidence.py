@@ -1,0 +1,199 @@
+"""Compact evidence for a model: the best sentences of the retrieved chunks, with a little
+neighbouring context, grouped into numbered passages, plus the quotes the model may use.
+
+A model on two CPU cores reads about 33 prompt tokens a second, so whole 200-wordpiece
+chunks (about 1,200 prompt tokens for six) cost some 40 s before the first word. Here the
+sentences of the retrieved chunks are ranked (question-sentence cosine plus the
+retrieval rank of their chunk), the best ``max_sentences`` are kept with the sentence
+before each as context, adjacent sentences of one document are merged into one passage,
+and the whole stays within ``max_words``.
+
+``Evidence.quotes`` lists every sentence of the passages and its clauses (at least
+``MIN_QUOTE_WORDS`` words) with exact document offsets: it is the set a grammar or a
+JSON-schema ``enum`` lets the model quote from, so every quote is verbatim by
+construction. ``Evidence.find`` maps a quote the model wrote back to its span: exactly
+when it is one of the listed quotes, else through ``rag.quotes.locate`` (tolerant to
+whitespace and quote marks, snapped to exact offsets) for servers that ignore the schema.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .quotes import locate
+from .sentences import Span, clause_spans, sentence_spans
+
+MIN_QUOTE_WORDS = 3
+
+
+@dataclass(frozen=True)
+class Quote:
+    """A span of a document that the model may quote."""
+
+    text: str
+    doc_id: str
+    doc_hash: str
+    source: str
+    title: str
+    start: int
+    end: int
+    passage: int  # 1-based number of the passage it belongs to
+
+
+@dataclass
+class Passage:
+    n: int
+    doc_id: str
+    doc_hash: str
+    source: str
+    title: str
+    start: int
+    end: int
+    text: str
+
+
+@dataclass
+class Evidence:
+    passages: list[Passage]
+    quotes: list[Quote]
+    doc_texts: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def words(self) -> int:
+        return sum(len(p.text.split()) for p in self.passages)
+
+    def find(self, quote: str, passage: int | None = None) -> Quote | None:
+        """The span a model-written quote stands for (None if it is not in the evidence's documents)."""
+        quote = (quote or "").strip()
+        if not quote:
+            return None
+        for q in self.quotes:
+            if q.text == quote:
+                return q
+        order = sorted(self.passages, key=lambda p: p.n != passage)
+        for p in order:
+            doc = self.doc_texts.get(p.doc_id, "")
+            found = locate(doc, quote, hint=p.start) if doc else None
+            if found and found[1] > found[0] and len(doc[found[0]:found[1]].split()) >= MIN_QUOTE_WORDS:
+                return Quote(doc[found[0]:found[1]], p.doc_id, p.doc_hash, p.source, p.title, found[0], found[1], p.n)
+        return None
+
+
+@dataclass
+class _Sentence:
+    doc_id: str
+    doc_hash: str
+    source: str
+    title: str
+    start: int
+    end: int
+    text: str
+    chunk_rank: int
+    score: float = 0.0
+
+
+def _sentences(nodes, doc_texts: dict[str, str]) -> list[_Sentence]:
+    """Every sentence of the retrieved chunks once, in document coordinates."""
+    seen, out = set(), []
+    for rank, nws in enumerate(nodes):
+        meta = nws.node.metadata
+        doc = doc_texts.get(meta["doc_id"])
+        if not doc:
+            continue
+        for sp in sentence_spans(doc, int(meta["start"]), int(meta["end"])):
+            key = (meta["doc_id"], sp.start)
+            if key in seen:
+                continue
+            seen.add(key)
+            out.append(_Sentence(meta["doc_id"], meta["doc_hash"], meta["source"], str(meta.get("title") or ""),
+                                 sp.start, sp.end, doc[sp.start:sp.end], rank))
+    return out
+
+
+def _rank(question_vec, sentences: list[_Sentence], embed) -> None:
+    if not sentences:
+        return
+    vecs = np.asarray(embed(sentences), dtype=np.float32)  # objects with doc_hash, start, end, text
+    sims = vecs @ np.asarray(question_vec, dtype=np.float32)
+    for s, sim in zip(sentences, sims):
+        s.score = float(sim) + 0.1 / (1 + s.chunk_rank)
+
+
+def build(question_vec, nodes, doc_texts: dict[str, str], embed, max_sentences: int = 6, max_words: int = 260,
+          context: bool = True, lead: int = 0) -> Evidence:
+    """Evidence for one question from retrieved nodes (``doc_texts``: doc_id -> full text).
+
+    ``lead`` > 0 adds the first ``lead`` sentences of the top document (overview questions)."""
+    sentences = _sentences(nodes, doc_texts)
+    _rank(question_vec, sentences, embed)
+    by_doc: dict[str, list[_Sentence]] = {}
+    for s in sorted(sentences, key=lambda s: (s.doc_id, s.start)):
+        by_doc.setdefault(s.doc_id, []).append(s)
+    picked: dict[tuple[str, int], _Sentence] = {}
+    words = 0
+
+    def take(s: _Sentence) -> bool:
+        nonlocal words
+        if (s.doc_id, s.start) in picked:
+            return True
+        n = len(s.text.split())
+        if words + n > max_words and picked:
+            return False
+        picked[(s.doc_id, s.start)] = s
+        words += n
+        return True
+
+    if lead and nodes:
+        top = nodes[0].node.metadata
+        doc = doc_texts.get(top["doc_id"], "")
+        for sp in sentence_spans(doc)[:lead]:
+            take(_Sentence(top["doc_id"], top["doc_hash"], top["source"], str(top.get("title") or ""),
+                           sp.start, sp.end, doc[sp.start:sp.end], 0))
+    for s in sorted(sentences, key=lambda s: -s.score)[:max_sentences]:
+        if context:
+            siblings = by_doc[s.doc_id]
+            i = siblings.index(s)
+            if i > 0 and siblings[i - 1].end <= s.start and words + len(siblings[i - 1].text.split()) + \
+                    len(s.text.split()) <= max_words:
+                take(siblings[i - 1])
+        if not take(s):
+            break
+    return assemble(sorted(picked.values(), key=lambda s: (_doc_order(nodes, s.doc_id), s.start)), doc_texts)
+
+
+def _doc_order(nodes, doc_id: str) -> int:
+    for i, nws in enumerate(nodes):
+        if nws.node.metadata["doc_id"] == doc_id:
+            return i
+    return len(nodes)
+
+
+def assemble(sentences: list[_Sentence], doc_texts: dict[str, str]) -> Evidence:
+    """Group sentences (sorted by document, then offset) into passages; list their quotes."""
+    passages: list[Passage] = []
+    members: list[list[_Sentence]] = []
+    for s in sentences:
+        last = passages[-1] if passages else None
+        doc = doc_texts[s.doc_id]
+        if last and last.doc_id == s.doc_id and not doc[last.end:s.start].strip():
+            last.end, last.text = s.end, doc[last.start:s.end]
+            members[-1].append(s)
+            continue
+        passages.append(Passage(len(passages) + 1, s.doc_id, s.doc_hash, s.source, s.title, s.start, s.end, s.text))
+        members.append([s])
+    quotes: list[Quote] = []
+    seen: set[str] = set()
+    for p, group in zip(passages, members):
+        doc = doc_texts[p.doc_id]
+        for s in group:
+            spans = [Span(s.start, s.end)] + [c for c in clause_spans(doc, Span(s.start, s.end))
+                                              if (c.start, c.end) != (s.start, s.end)]
+            for sp in spans:
+                text = doc[sp.start:sp.end]
+                if len(text.split()) < MIN_QUOTE_WORDS or text in seen:
+                    continue
+                seen.add(text)
+                quotes.append(Quote(text, p.doc_id, p.doc_hash, p.source, p.title, sp.start, sp.end, p.n))
+    return Evidence(passages, quotes, doc_texts)

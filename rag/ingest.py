@@ -5,6 +5,8 @@ skipped before any embedding work. Documents are embedded in groups so the
 embedder sees full batches; each document is then committed on its own
 (see ``Store.write`` for the crash-safe write order). One ingest at a time
 per data directory: a second process is refused with a clear message.
+``ingest_paths`` ends by catching up the data directory's lexical index
+(``rag.lexical_index``) with what it wrote.
 """
 
 from __future__ import annotations
@@ -165,8 +167,16 @@ class Indexer:
                 bar.close()
             if prune:
                 report.pruned = self.prune_missing(paths)
+            self.catch_up_lexical()
         report.seconds = time.perf_counter() - started
         return report
+
+    def catch_up_lexical(self) -> None:
+        """Bring this data directory's lexical index up to date now (cost: the new documents),
+        so the first question after an ingest does not pay for it."""
+        from .lexical_index import LexicalIndex
+
+        LexicalIndex.for_store(self.store).refresh(force=True)
 
     def prune_missing(self, roots: list[Path]) -> list[str]:
         """Delete documents from under ``roots`` whose files no longer exist (uploads are kept)."""

@@ -9,63 +9,24 @@ variant at least as good as the better single retriever at recall@1, @5 and
 @10 (bench/retrieval_quality.py prints the table). ``fusion="rrf"`` keeps
 reciprocal rank fusion. Each node carries ``dense_score`` and ``bm25_score``
 in its metadata for later stages.
+
+The BM25 side is ``rag.lexical_index.LexicalIndex``: a persistent SQLite FTS5
+index in the data directory, caught up incrementally from Chroma (it is
+also the store's catalog of committed versions, so the dense side sees the
+same snapshot).
 """
 
 from __future__ import annotations
-
-import threading
-import time
 
 from llama_index.core.base.base_retriever import BaseRetriever
 from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
 from pydantic import PrivateAttr  # noqa: F401  (kept for subclassers)
 
 from .embeddings import MiniLMEmbedding, default_embedding
-from .lexical import BM25
+from .lexical_index import LexicalIndex
 from .store import Store
 
-
-class LexicalIndex:
-    """A BM25 index over the store's committed chunks, rebuilt when the store changes."""
-
-    def __init__(self, store: Store, check_every: float = 1.0):
-        self.store = store
-        self.check_every = check_every
-        self._lock = threading.Lock()
-        self._token = None
-        self._checked = 0.0
-        self.ids: list[str] = []
-        self.texts: list[str] = []
-        self.metas: list[dict] = []
-        self.positions: dict[str, int] = {}
-        self.bm25 = BM25([])
-
-    def refresh(self, force: bool = False) -> None:
-        now = time.monotonic()
-        if not force and now - self._checked < self.check_every:
-            return
-        with self._lock:
-            token = self.store.state_token()
-            self._checked = now
-            if token == self._token and not force:
-                return
-            ids, texts, metas = self.store.visible_chunks()
-            bm25 = BM25(texts)
-            positions = {cid: i for i, cid in enumerate(ids)}
-            self.ids, self.texts, self.metas, self.bm25, self.positions = ids, texts, metas, bm25, positions
-            self._token = token
-
-    def top(self, query: str, n: int):
-        """(chunk_id, text, metadata, score) of the best ``n`` chunks."""
-        self.refresh()
-        ids, texts, metas, bm25 = self.ids, self.texts, self.metas, self.bm25
-        return [(ids[i], texts[i], metas[i], s) for i, s in bm25.top(query, n)]
-
-    def scores_for(self, query: str, chunk_ids: list[str]) -> dict[str, float]:
-        """Exact BM25 scores of given chunks (0 for chunks not in the index)."""
-        positions, bm25 = self.positions, self.bm25
-        scores = bm25.scores(query)
-        return {cid: float(scores[positions[cid]]) if cid in positions else 0.0 for cid in chunk_ids}
+__all__ = ["HybridRetriever", "LexicalIndex"]
 
 
 def _node(chunk_id: str, text: str, meta: dict) -> TextNode:
@@ -98,7 +59,7 @@ class HybridRetriever(BaseRetriever):
         self.dense_weight = dense_weight
         self.bm25_weight = bm25_weight
         self.pool = pool
-        self.lexical = lexical or LexicalIndex(store)
+        self.lexical = lexical or LexicalIndex.for_store(store)
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         return self.search(query_bundle.query_str, self.top_k)

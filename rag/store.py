@@ -7,7 +7,13 @@ Two collections per index name:
   chunk_index, start, end``.
 * ``<name>_docs``: one entry per document (id ``doc_id``) holding the full
   document text (citations are checked against it), metadata ``source,
-  title, doc_hash, n_chunks`` and the mean of its chunk vectors.
+  title, doc_hash, n_chunks, committed_at`` and the mean of its chunk vectors.
+  ``committed_at`` is the writer's clock at the commit point: replicas read
+  only the records newer than their watermark (``rag.lexical_index``).
+* ``<name>_deletes``: one tombstone per deleted document (id ``doc_id``,
+  metadata ``deleted_at``), written *before* the record is removed, so every
+  replica learns of a delete from Chroma; purged after a week by
+  ``collect_garbage``.
 
 Write order makes ingest crash-safe and atomic for readers: a document's
 chunks are written first, its record last (the commit point), and only then
@@ -16,6 +22,11 @@ are chunks of older versions deleted. Readers only see chunks whose
 document is invisible and a re-run upserts the same ids (no duplicates).
 The same code runs on an embedded ``PersistentClient`` and on a Chroma
 server (``RAG_CHROMA_URL``): nothing here depends on local files.
+
+Which version of a document is committed is asked of ``visibility`` when a
+catalog is attached (``rag.lexical_index.LexicalIndex`` attaches itself: both
+retrieval signals then read one snapshot, with no full read of the docs
+collection per process); without one, of a manifest re-read once a second.
 """
 
 from __future__ import annotations
@@ -42,6 +53,7 @@ class DocRecord:
     doc_hash: str
     n_chunks: int
     text: str | None = None
+    committed_at: float | None = None
 
     def to_dict(self) -> dict:
         return {"doc_id": self.doc_id, "source": self.source, "title": self.title,
@@ -54,6 +66,12 @@ class ChunkHit:
     text: str
     metadata: dict
     score: float
+
+
+def _record(doc_id: str, m: dict, text: str | None = None) -> DocRecord:
+    at = m.get("committed_at")
+    return DocRecord(doc_id=doc_id, source=m["source"], title=m["title"], doc_hash=m["doc_hash"],
+                     n_chunks=int(m["n_chunks"]), text=text, committed_at=None if at is None else float(at))
 
 
 def _client(config: Config):
@@ -87,15 +105,74 @@ class Store:
         self._manifest: dict[str, str] | None = None
         self._manifest_at = 0.0
         self._lock = threading.RLock()
+        self._deletes = None
+        self.generation = 0  # bumped by every write through this object (read-your-writes for catalogs)
+        self.visibility = None  # (pairs) -> the committed (doc_id, doc_hash) among them; see LexicalIndex
+
+    @property
+    def deletes(self):
+        """The tombstone collection (created on first use)."""
+        if self._deletes is None:
+            self._deletes = self.client.get_or_create_collection(f"{self.config.collection}_deletes",
+                                                                 embedding_function=None)
+        return self._deletes
+
+    def collection_ids(self) -> list[str]:
+        """Ids of the chunk and record collections (a recreated index gets new ones)."""
+        return [str(self.chunks.id), str(self.docs.id)]
 
     # ------------------------------------------------------------ reading
 
     def documents(self) -> list[DocRecord]:
         """All committed documents (metadata only), sorted by source."""
         got = self.docs.get(include=["metadatas"])
-        records = [DocRecord(doc_id=i, source=m["source"], title=m["title"], doc_hash=m["doc_hash"],
-                             n_chunks=int(m["n_chunks"])) for i, m in zip(got["ids"], got["metadatas"])]
+        records = [_record(i, m) for i, m in zip(got["ids"], got["metadatas"])]
         return sorted(records, key=lambda r: r.source)
+
+    def all_records(self, page: int = 5000) -> list[DocRecord]:
+        """Every committed record (metadata only), read in pages."""
+        out: list[DocRecord] = []
+        offset = 0
+        while True:
+            got = self.docs.get(include=["metadatas"], limit=page, offset=offset)
+            out += [_record(i, m) for i, m in zip(got["ids"], got["metadatas"])]
+            if len(got["ids"]) < page:
+                return out
+            offset += page
+
+    def records(self, doc_ids: list[str]) -> list[DocRecord]:
+        """The current records of these documents (missing ones are absent)."""
+        out: list[DocRecord] = []
+        for start in range(0, len(doc_ids), 1000):
+            got = self.docs.get(ids=doc_ids[start : start + 1000], include=["metadatas"])
+            out += [_record(i, m) for i, m in zip(got["ids"], got["metadatas"])]
+        return out
+
+    def records_since(self, since: float) -> list[DocRecord]:
+        """Records committed at or after ``since`` (writer's clock, seconds since the epoch)."""
+        got = self.docs.get(where={"committed_at": {"$gte": float(since)}}, include=["metadatas"])
+        return [_record(i, m) for i, m in zip(got["ids"], got["metadatas"])]
+
+    def tombstones_since(self, since: float) -> dict[str, float]:
+        """doc_id -> deleted_at of the deletes at or after ``since``."""
+        got = self.deletes.get(where={"deleted_at": {"$gte": float(since)}}, include=["metadatas"])
+        return {i: float(m["deleted_at"]) for i, m in zip(got["ids"], got["metadatas"])}
+
+    def committed_chunks(self, versions: list[tuple[str, str]]) -> dict[str, list[tuple[str, str, dict]]]:
+        """doc_id -> [(chunk_id, text, metadata)] of the given (doc_id, doc_hash) versions, in chunk order."""
+        want = dict(versions)
+        out: dict[str, list] = {d: [] for d in want}
+        if not want:
+            return out
+        ids = sorted(want)
+        where = {"doc_id": ids[0]} if len(ids) == 1 else {"doc_id": {"$in": ids}}
+        got = self.chunks.get(where=where, include=["documents", "metadatas"])
+        for i, t, m in zip(got["ids"], got["documents"], got["metadatas"]):
+            if want.get(m["doc_id"]) == m["doc_hash"]:
+                out[m["doc_id"]].append((i, t, m))
+        for chunks in out.values():
+            chunks.sort(key=lambda c: int(c[2].get("chunk_index", 0)))
+        return out
 
     def manifest(self, max_age: float = 1.0) -> dict[str, str]:
         """doc_id -> committed doc_hash; re-read at most every ``max_age`` seconds."""
@@ -109,15 +186,14 @@ class Store:
     def invalidate(self) -> None:
         with self._lock:
             self._manifest = None
+            self.generation += 1
 
     def document(self, doc_id: str) -> DocRecord:
         """One document with its full text."""
         got = self.docs.get(ids=[doc_id], include=["metadatas", "documents"])
         if not got["ids"]:
             raise Store.DoesNotExist(doc_id)
-        m = got["metadatas"][0]
-        return DocRecord(doc_id=doc_id, source=m["source"], title=m["title"], doc_hash=m["doc_hash"],
-                         n_chunks=int(m["n_chunks"]), text=got["documents"][0])
+        return _record(doc_id, got["metadatas"][0], got["documents"][0])
 
     def document_text(self, doc_id: str, doc_hash: str) -> str:
         """Full text of one version of a document (cached); DoesNotExist if that version is gone."""
@@ -143,17 +219,23 @@ class Store:
         total = self.chunks.count()
         if total == 0:
             return []
-        manifest = self.manifest()
         want = min(total, max(n * 2, n + 8))
         while True:
             got = self.chunks.query(query_embeddings=[embedding], n_results=want,
                                     include=["documents", "metadatas", "distances"])
+            visible = self._committed([(m["doc_id"], m["doc_hash"]) for m in got["metadatas"][0]])
             hits = [ChunkHit(i, t, m, 1.0 - float(d)) for i, t, m, d in
                     zip(got["ids"][0], got["documents"][0], got["metadatas"][0], got["distances"][0])
-                    if manifest.get(m["doc_id"]) == m["doc_hash"]]
+                    if (m["doc_id"], m["doc_hash"]) in visible]
             if len(hits) >= n or want >= total:
                 return hits[:n]
             want = min(total, want * 4)
+
+    def _committed(self, pairs: list[tuple[str, str]]) -> set[tuple[str, str]]:
+        if self.visibility is not None:
+            return self.visibility(pairs)
+        manifest = self.manifest()
+        return {p for p in pairs if manifest.get(p[0]) == p[1]}
 
     def visible_chunks(self) -> tuple[list[str], list[str], list[dict]]:
         """Every committed chunk: ids, texts, metadatas (used to build the lexical index)."""
@@ -191,6 +273,7 @@ class Store:
                                metadatas=[n.metadata for n in part],
                                embeddings=vectors[start : start + len(part)])
         ids, texts, means, metas = [], [], [], []
+        committed_at = time.time()  # the commit point's clock: replicas read records newer than theirs
         for doc, ns, v in items:
             meta = doc.metadata
             mean = v.mean(axis=0) if len(v) else np.zeros(384)
@@ -198,7 +281,7 @@ class Store:
             ids.append(meta["doc_id"])
             texts.append(doc.text)
             metas.append({"source": meta["source"], "title": meta["title"], "doc_hash": meta["doc_hash"],
-                          "n_chunks": len(ns)})
+                          "n_chunks": len(ns), "committed_at": committed_at})
         if ids:
             self.docs.upsert(ids=ids, documents=texts, embeddings=np.vstack(means), metadatas=metas)
         for doc, _, _ in items:
@@ -207,12 +290,14 @@ class Store:
         self.invalidate()
 
     def delete(self, doc_id: str) -> DocRecord:
-        """Remove a document: its record first (readers stop seeing it), then its chunks."""
+        """Remove a document: a tombstone (replicas learn of it), its record (readers stop seeing
+        it), then its chunks. A crash after the tombstone leaves the document in place everywhere:
+        replicas check the record itself when they see a tombstone."""
         got = self.docs.get(ids=[doc_id], include=["metadatas"])
         if not got["ids"]:
             raise Store.DoesNotExist(doc_id)
-        m = got["metadatas"][0]
-        record = DocRecord(doc_id, m["source"], m["title"], m["doc_hash"], int(m["n_chunks"]))
+        record = _record(doc_id, got["metadatas"][0])
+        self.deletes.upsert(ids=[doc_id], embeddings=[[1.0]], metadatas=[{"deleted_at": time.time()}])
         self.docs.delete(ids=[doc_id])
         self.invalidate()
         self._drop_chunks(doc_id)
@@ -225,7 +310,11 @@ class Store:
         self.chunks.delete(where=where)
 
     def collect_garbage(self) -> int:
-        """Delete chunks no committed record points to (left by an interrupted run)."""
+        """Delete chunks no committed record points to (left by an interrupted run), and
+        tombstones older than a week (a replica idle that long compares every record)."""
+        from .lexical_index import TOMBSTONE_TTL
+
+        self.deletes.delete(where={"deleted_at": {"$lt": time.time() - TOMBSTONE_TTL}})
         manifest = self.manifest(max_age=0)
         expected = sum(r.n_chunks for r in self.documents())
         if self.chunks.count() == expected:

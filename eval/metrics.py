@@ -89,6 +89,32 @@ def token_f1(pred: str, gold: str) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
+def short_answer(answer: Any) -> str:
+    """The answer's short span: the ``highlight`` text of its first supporting citation when there is one,
+    else the answer text with its ``[n]`` markers removed (a whole-sentence answer).
+
+    ``answer`` is an Answer or its dict; citations are dicts or objects with ``role`` and ``highlight``.
+    """
+    for c in _get(answer, "citations", None) or []:
+        if _get(c, "role", "support") == "support":
+            h = _get(c, "highlight")
+            if h:
+                return _get(h, "text", "")
+            break
+    return re.sub(r"\s*\[\d+\]", "", _get(answer, "answer", "") or "").strip()
+
+
+def short_answer_f1(answer: Any, gold: str | Sequence[str]) -> float:
+    """SQuAD token F1 (:func:`token_f1`) of :func:`short_answer` against the gold answer(s), the best over
+    several golds. An abstained answer scores 0.0.
+    """
+    if _get(answer, "abstained", False):
+        return 0.0
+    golds = [gold] if isinstance(gold, str) else list(gold)
+    pred = short_answer(answer)
+    return max((token_f1(pred, g) for g in golds), default=0.0)
+
+
 def abstention_precision_recall(predicted: Sequence[bool], truth: Sequence[bool]) -> tuple[float, float]:
     """Precision and recall of abstaining, abstention being the positive class.
 

@@ -1,6 +1,7 @@
 """``rag eval``: run suites, score every answer, write a report directory.
 
-Suites: ``seed`` (the dev set over the seed article), ``halueval-qa`` (HaluEval
+Suites: ``seed`` (the dev set over the seed article), ``bbc`` (the BBC dev set over
+named BBC articles among distractors), ``halueval-qa`` (HaluEval
 QA knowledge as a corpus, rows 0-4999), ``judge-halueval`` (the judge alone on
 HaluEval summarization and QA pairs), plus the user's own ``--questions`` and
 ``--pairs`` files. Metric definitions live in eval/metrics.py and the report.
@@ -24,7 +25,9 @@ from . import metrics, report
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED_DEV = Path(__file__).parent / "data" / "seed_dev.jsonl"
-SUITES = ("seed", "halueval-qa", "judge-halueval")
+BBC_DEV = Path(__file__).parent / "data" / "bbc_dev.jsonl"
+BBC_DISTRACTORS_PER_TOPIC = 20  # the first N articles of each BBC topic are indexed besides the named ones
+SUITES = ("seed", "bbc", "halueval-qa", "judge-halueval")
 _MARK = re.compile(r"\s*\[(\d+)\]")
 
 
@@ -135,6 +138,8 @@ def run_questions(assistant, judge, rows: list[dict], gold_of: Callable[[dict, l
         if expected and not unanswerable:
             rec["correct"] = (not answer.abstained) and metrics.contains_expected(answer.answer, expected)
             rec["token_f1"] = max(metrics.token_f1(_MARK.sub("", answer.answer), e) for e in expected)
+            rec["short_answer"] = metrics.short_answer(answer)
+            rec["short_answer_f1"] = metrics.short_answer_f1(answer, expected)
         gold_rank = gold_of(row, nodes)
         if gold_rank is not None or row.get("support") or row.get("gold_source"):
             rec["gold_rank"] = gold_rank
@@ -150,6 +155,7 @@ def run_questions(assistant, judge, rows: list[dict], gold_of: Callable[[dict, l
            "citation_support": _mean(r["citation_support"] for r in records),
            "correctness": _mean(r["correct"] for r in records if "correct" in r),
            "token_f1": _mean(r["token_f1"] for r in records if "token_f1" in r),
+           "short_answer_f1": _mean(r["short_answer_f1"] for r in records if "short_answer_f1" in r),
            "abstention_precision": round(p, 4) if p is not None else None,
            "abstention_recall": round(r, 4) if r is not None else None}
     if ranked:
@@ -195,6 +201,35 @@ def suite_seed(config: Config, judge, top_k: int, limit: int | None):
             return _rank_of(nodes, lambda n: support in n.node.text) if support else None
 
         return run_questions(assistant, judge, rows, gold, top_k, "seed")
+
+
+def suite_bbc(config: Config, judge, top_k: int, limit: int | None):
+    """The BBC dev set: its named articles plus the first ``BBC_DISTRACTORS_PER_TOPIC`` of each topic."""
+    from rag.assistant import Assistant
+    from rag.ingest import Indexer
+    from rag.loaders import make_document
+
+    from .datasets import bbc_articles
+
+    rows = read_jsonl(BBC_DEV)[:limit]
+    named = {r["article"] for r in rows if r.get("article")}
+    docs, seen = [], {}
+    for path, text in bbc_articles():
+        rel = f"{path.parent.name}/{path.name}"
+        seen[path.parent.name] = seen.get(path.parent.name, 0) + 1
+        if rel in named or seen[path.parent.name] <= BBC_DISTRACTORS_PER_TOPIC:
+            docs.append(make_document(text, f"bbc:{rel}"))
+    with suite_index(config, f"eval_bbc_{len(docs)}") as cfg:
+        assistant = Assistant.open(cfg)
+        Indexer(assistant.store).ingest_documents(docs)
+
+        def gold(row, nodes):
+            if not row.get("article") or not row.get("support"):
+                return None
+            return _rank_of(nodes, lambda n: n.node.metadata["source"] == f"bbc:{row['article']}"
+                            and row["support"] in n.node.text)
+
+        return run_questions(assistant, judge, rows, gold, top_k, "bbc")
 
 
 def suite_questions(config: Config, judge, top_k: int, limit: int | None, path: Path):
@@ -307,6 +342,8 @@ def run(suites: list[str], config: Config, out: Path, judge_name: str = "offline
             recs, agg = suite_seed(config, judge, top_k, limit)
         elif suite == "halueval-qa":
             recs, agg = suite_halueval_qa(config, judge, top_k, limit)
+        elif suite == "bbc":
+            recs, agg = suite_bbc(config, judge, top_k, limit)
         else:
             recs, aggs, (labels, scores) = suite_judge_halueval(judge, limit)
             results += recs

@@ -135,16 +135,27 @@ class Assistant:
     # ------------------------------------------------------------ composing
 
     def _extractive(self, question: str, nodes) -> Answer:
-        model = scoring_model()
+        from .extractive import is_overview
+
         if not nodes:
             return Answer(answer="There are no indexed documents to answer from.", abstained=True,
                           status="abstained", backend="extractive")
-        q_vec = np.asarray(self.embed_model.get_query_embedding(question), dtype=np.float32)
-        ranked = featurize(question, q_vec, candidates(nodes), self.retriever.lexical.bm25.idf,
-                           self.sentence_vectors)
-        chosen = choose(ranked, model)
+        if is_overview(question):
+            return self._overview(question, nodes)
+        scorer = self._sentence_scorer()
+        t0 = time.perf_counter()
+        ranked = scorer.rank(question, candidates(nodes))
+        chosen = choose(ranked, scorer=scorer, question=question)
+        rank_ms = round((time.perf_counter() - t0) * 1000, 2)
+        answer = self._compose(question, nodes, ranked, chosen)
+        answer.timings_ms["rank"] = rank_ms
+        return answer
+
+    def _compose(self, question: str, nodes, ranked: list[Candidate], chosen: list[Candidate]) -> Answer:
+        """The extractive Answer from ranked and chosen sentences: abstention with the closest related
+        sentence, a contradicted premise, a "No." to a yes/no question, or the chosen sentences."""
         if not chosen:
-            related = ranked[0] if ranked and ranked[0].features["coverage"] > 0 else None
+            related = ranked[0] if ranked and ranked[0].features.get("coverage", 1.0) > 0 else None
             text = "The documents do not answer this question."
             cites = []
             if related:
@@ -152,9 +163,16 @@ class Assistant:
                 text += f" Related, but not an answer: {shown} [1]"
                 cites = [self._citation(1, related, "related")]
             return Answer(answer=text, abstained=True, status="abstained", citations=cites, backend="extractive")
-        idf = self.retriever.lexical.bm25.idf
+        from .extractive import answer_type
+
+        idf = self._idf()
         best = chosen[0]
         absent = missing_entities(question, " ".join(n.node.text for n in nodes))
+        if absent and answer_type(question):  # "Who is the Secretary General of NATO?": not there to name
+            shown = best.text if best.text[:1] in "“\"" else f"“{best.text}”"
+            text = f"The documents do not mention {', '.join(absent)}. Related, but not an answer: {shown} [1]"
+            return Answer(answer=text, abstained=True, status="abstained",
+                          citations=[self._citation(1, best, "related")], backend="extractive")
         verdict = "contradiction" if absent else premise_verdict(question, best.text, idf)
         if verdict == "contradiction":
             lead = (f"The documents do not mention {', '.join(absent)}; what they say is:" if absent
@@ -167,13 +185,116 @@ class Assistant:
         parts, cites = [], []
         for n, c in enumerate(chosen, 1):
             parts.append(f"{c.text} [{n}]")
-            cites.append(self._citation(n, c, "support"))
+            cites.append(self._citation(n, c, "support", question if c is best else None))
         return Answer(answer=" ".join(parts), citations=cites, backend="extractive")
 
-    @staticmethod
-    def _citation(n: int, c: Candidate, role: str) -> Citation:
+    def _idf(self) -> dict[str, float]:
+        lexical = self.retriever.lexical
+        bm25 = getattr(lexical, "bm25", None)
+        return getattr(bm25, "idf", None) or getattr(lexical, "idf", None) or {}
+
+    def _sentence_scorer(self):
+        """The sentence scorer of the extractive answer (see ``rag.extractive.Scorer``), made once."""
+        scorer = getattr(self, "_scorer", None)
+        if scorer is None:
+            from .extractive import FeatureScorer
+
+            def query_vector(q: str) -> np.ndarray:
+                return np.asarray(self.embed_model.get_query_embedding(q), dtype=np.float32)
+
+            scorer = self._scorer = FeatureScorer(query_vector, self._idf, self.sentence_vectors)
+        return scorer
+
+    def _overview(self, question: str, nodes) -> Answer:
+        """Answer "summarize", "what is this article about", "main points": the lead and the most central
+        sentences of the document the question is about, in document order, each quoted.
+
+        Which documents: when the question names a topic ("summarize the article about the tobacco case")
+        or only one document is indexed, the top-ranked document (up to three for "articles"/"documents",
+        each labelled with its title). When it names none and several documents are indexed, the answer
+        says how many there are and gives the lead sentence of the three ranked first, each labelled,
+        so that the user can ask for one by name."""
+        import re
+
+        from .extractive import overview_topic
+        from .sentences import sentence_spans
+
+        t0 = time.perf_counter()
+        order: list[tuple[str, str, str, str]] = []  # (doc_id, doc_hash, source, title) by retrieval rank
+        for n in nodes:
+            m = n.node.metadata
+            key = (m["doc_id"], m["doc_hash"], m["source"], m["title"])
+            if key not in order:
+                order.append(key)
+        topic = overview_topic(question)
+        n_docs = len(self.store.manifest())
+        plural = bool(re.search(r"\b(?:articles|documents|texts|stories|files|reports|all of them|each)\b",
+                                question, re.I))
+        if topic or n_docs <= 1:
+            picked, per_doc, lead_only = order[: 3 if plural else 1], (3 if plural else 4), False
+        else:
+            picked, per_doc, lead_only = order[:3], 1, True
+        parts, cites, notes = [], [], []
+        for doc_id, doc_hash, source, title in picked:
+            try:
+                text = self.store.document_text(doc_id, doc_hash)
+            except Store.DoesNotExist:
+                continue
+            spans = sentence_spans(text)[:200]
+            if not spans:
+                continue
+            headline = spans[0].text(text).strip() == title.strip() and len(spans) > 1
+            if lead_only:
+                idx = [1 if headline else 0]
+            else:
+                idx = self._central(text, spans, doc_hash, doc_id, source, title, per_doc, headline)
+            quoted = []
+            for i in idx:
+                c = Candidate(doc_id, doc_hash, source, title, spans[i].start, spans[i].end,
+                              spans[i].text(text), 0, prob=1.0)
+                n = len(cites) + 1
+                cites.append(self._citation(n, c, "support"))
+                quoted.append(f"{c.text} [{n}]")
+            label = f"From “{title}”: " if (len(picked) > 1 or lead_only) else f"The main points of “{title}”: "
+            parts.append(label + " ".join(quoted))
+        if not cites:
+            return Answer(answer="The documents do not answer this question.", abstained=True,
+                          status="abstained", backend="extractive")
+        if lead_only:
+            head = (f"{n_docs} documents are indexed and the question names none of them; the opening sentence "
+                    f"of the {len(picked)} closest (ask to summarize one by its title):")
+            text = head + " " + " ".join(parts)
+            notes.append(f"overview: {n_docs} documents and no topic named, so the lead of the {len(picked)} "
+                         "top-ranked documents")
+        else:
+            text = " ".join(parts)
+            notes.append("overview: lead and most central sentences of the top-ranked "
+                         + ("documents" if len(picked) > 1 else "document"))
+        answer = Answer(answer=text, citations=cites, backend="extractive", note="; ".join(notes))
+        answer.timings_ms["rank"] = round((time.perf_counter() - t0) * 1000, 2)
+        return answer
+
+    def _central(self, text: str, spans, doc_hash: str, doc_id: str, source: str, title: str, k: int,
+                 headline: bool) -> list[int]:
+        """Indices of the lead and the k-1 sentences nearest the document's centroid (MiniLM vectors, cached)."""
+        from .extractive import central_sentences
+
+        cands = [Candidate(doc_id, doc_hash, source, title, s.start, s.end, s.text(text), 0) for s in spans]
+        vectors = self.sentence_vectors.get(cands)
+        return central_sentences(spans, vectors, k=k, skip_first=headline)
+
+    def _citation(self, n: int, c: Candidate, role: str, question: str | None = None) -> Citation:
+        """A Citation of candidate ``c``; with ``question``, its short answer (if any) as the highlight."""
+        from .extractive import short_answer
+        from .models import Highlight
+
         cite = Citation(id=n, quote=c.text, doc_id=c.doc_id, source=c.source, title=c.title,
                         start=c.start, end=c.end, score=round(c.prob, 4), role=role)
+        if question:
+            span = short_answer(question, c.text)
+            if span:
+                cite.highlight = Highlight(start=c.start + span[0], end=c.start + span[1],
+                                           text=c.text[span[0]:span[1]])
         cite._doc_hash = c.doc_hash  # noqa: SLF001  (private: which version was quoted)
         return cite
 

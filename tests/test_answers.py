@@ -122,3 +122,66 @@ def test_tampered_citation_is_dropped(assistant):
     checked = assistant._checked(bad)
     assert checked.abstained and checked.citations == []
     assert checked.dropped_claims
+
+
+# ---------------------------------------------------------------- overview and typed questions
+
+def _check_highlight(assistant, answer):
+    for c in answer.citations:
+        if c.highlight is not None:
+            text = assistant.store.document(c.doc_id).text
+            assert c.start <= c.highlight.start < c.highlight.end <= c.end
+            assert text[c.highlight.start:c.highlight.end] == c.highlight.text
+
+
+@pytest.mark.parametrize("question", ["Summarize the article.", "Give me the main points of the document.",
+                                      "What is this article about?", "What are the key takeaways?", "tl;dr",
+                                      "Can you give me an overview?"])
+def test_overview_questions_get_the_lead_and_central_sentences(assistant, question):
+    answer = assistant.ask(question)
+    assert not answer.abstained and answer.status == "answered"
+    assert 3 <= len(answer.citations) <= 4
+    assert answer.citations[0].start == 0  # the lead sentence
+    starts = [c.start for c in answer.citations]
+    assert starts == sorted(starts)  # document order
+    assert "Article 5" not in answer.citations[0].quote
+    _check_invariant(assistant, answer)
+
+
+@pytest.mark.parametrize("question,short", [("Who interviewed Zelenskyy?", "Sky News"),
+                                            ("Which news outlet interviewed Zelenskyy?", "Sky News"),
+                                            ("Which Russian leader is mentioned?", "Vladimir Putin"),
+                                            ("When was NATO's summit?", "July"),
+                                            ("What month was the NATO summit in?", "July")])
+def test_typed_questions_highlight_the_short_answer(assistant, question, short):
+    answer = assistant.ask(question)
+    assert not answer.abstained
+    assert answer.citations[0].highlight is not None
+    assert answer.citations[0].highlight.text == short
+    _check_invariant(assistant, answer)
+    _check_highlight(assistant, answer)
+    assert "highlight" in answer.model_dump(mode="json")["citations"][0]
+
+
+def test_overview_with_several_documents(config, tmp_path):
+    folder = tmp_path / "two"
+    folder.mkdir()
+    (folder / SEED_ARTICLE.name).write_text(SEED_ARTICLE.read_text())
+    (folder / "volcano.txt").write_text(
+        "Iceland volcano erupts near Grindavik\n"
+        "A volcano on Iceland's Reykjanes peninsula erupted on Monday night, sending lava towards the town "
+        "of Grindavik. The town's 3,700 residents had been evacuated in November. Scientists said the "
+        "eruption fissure was about four kilometres long.")
+    assistant = Assistant.open(config)
+    assistant.ingest([folder])
+    named = assistant.ask("Summarize the article about the volcano.")
+    assert not named.abstained
+    assert {c.source for c in named.citations} == {"volcano.txt"} or all(
+        c.source.endswith("volcano.txt") for c in named.citations)
+    assert named.citations[0].quote.startswith("A volcano on Iceland")  # the lead, not the headline
+    generic = assistant.ask("Summarize the article.")
+    assert not generic.abstained
+    assert len({c.doc_id for c in generic.citations}) == 2  # the lead of each, labelled
+    assert "Iceland volcano erupts near Grindavik" in generic.answer
+    for a in (named, generic):
+        _check_invariant(assistant, a)

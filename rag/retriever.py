@@ -68,12 +68,17 @@ class HybridRetriever(BaseRetriever):
         top_k = top_k or self.top_k
         pool = max(self.pool, top_k)
         found: dict[str, dict] = {}
-        if self.mode in ("hybrid", "dense"):
+        server_fused = self.mode == "hybrid" and getattr(self.store, "sparse", False)
+        if server_fused:  # Chroma's own dense + sparse RRF (rag/chroma_sparse.py); signals filled in below
+            embedding = self.embed_model.get_query_embedding(query)
+            for hit in self.store.hybrid_search(embedding, query, pool, top_k):
+                found[hit.chunk_id] = {"text": hit.text, "meta": hit.metadata, "server": hit.score}
+        elif self.mode in ("hybrid", "dense"):
             embedding = self.embed_model.get_query_embedding(query)
             for rank, hit in enumerate(self.store.query(embedding, pool)):
                 found[hit.chunk_id] = {"text": hit.text, "meta": hit.metadata, "dense": hit.score,
                                        "dense_rank": rank + 1}
-        if self.mode in ("hybrid", "bm25"):
+        if self.mode == "bm25" or (self.mode == "hybrid" and not server_fused):
             for rank, (cid, text, meta, score) in enumerate(self.lexical.top(query, pool)):
                 entry = found.setdefault(cid, {"text": text, "meta": meta})
                 entry["bm25"] = score
@@ -96,7 +101,9 @@ class HybridRetriever(BaseRetriever):
         results = []
         for cid, e in found.items():
             fused = 0.0
-            if self.mode == "hybrid" and self.fusion == "convex":
+            if server_fused:
+                fused = e["server"]
+            elif self.mode == "hybrid" and self.fusion == "convex":
                 fused = self.alpha * e.get("bm25", 0.0) / top_bm25 + (1 - self.alpha) * e.get("dense", 0.0)
             elif self.mode == "dense":
                 fused = e["dense"]

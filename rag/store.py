@@ -98,8 +98,20 @@ class Store:
         self.config = config
         self.client = _client(config)
         name = config.collection
+        self.sparse = False  # Chroma's own sparse BM25 + Search() hybrid (rag/chroma_sparse.py)
+        extra = {}
+        if config.chroma_url:
+            from . import chroma_sparse
+
+            if chroma_sparse.mode() in ("auto", "on") and chroma_sparse.supports_sparse(self.client, config.chroma_url):
+                extra = {"schema": chroma_sparse.chunks_schema()}
         self.chunks = self.client.get_or_create_collection(
-            f"{name}_chunks", embedding_function=None, configuration={"hnsw": {"space": "cosine"}})
+            f"{name}_chunks", embedding_function=None, configuration={"hnsw": {"space": "cosine"}}, **extra)
+        if extra:
+            from .chroma_sparse import SPARSE_KEY
+
+            schema = getattr(self.chunks, "schema", None)
+            self.sparse = bool(schema is not None and SPARSE_KEY in getattr(schema, "keys", {}))
         self.docs = self.client.get_or_create_collection(f"{name}_docs", embedding_function=None)
         self._text_cache: OrderedDict[tuple[str, str], str] = OrderedDict()
         self._manifest: dict[str, str] | None = None
@@ -231,6 +243,21 @@ class Store:
                 return hits[:n]
             want = min(total, want * 4)
 
+    def hybrid_search(self, embedding: list[float], query: str, pool: int, n: int) -> list[ChunkHit]:
+        """Chroma's dense + sparse RRF (only when ``self.sparse``); score = fused RRF score."""
+        from .chroma_sparse import SPARSE_KEY, build_search
+
+        got = self.chunks.search(build_search(embedding, query, pool, max(n * 2, n + 8)))
+        rows = got.rows()[0] if hasattr(got, "rows") else []
+        metas = [dict(r.get("metadata") or {}) for r in rows]
+        visible = self._committed([(m.get("doc_id"), m.get("doc_hash")) for m in metas])
+        hits = []
+        for r, m in zip(rows, metas):
+            m.pop(SPARSE_KEY, None)
+            if (m.get("doc_id"), m.get("doc_hash")) in visible:
+                hits.append(ChunkHit(r["id"], r.get("document") or "", m, -float(r.get("score") or 0.0)))
+        return hits[:n]
+
     def _committed(self, pairs: list[tuple[str, str]]) -> set[tuple[str, str]]:
         if self.visibility is not None:
             return self.visibility(pairs)
@@ -269,8 +296,13 @@ class Store:
         vectors = np.vstack([v for _, ns, v in items if len(ns)]) if nodes else np.zeros((0, 384))
         for start in range(0, len(nodes), WRITE_BATCH):
             part = nodes[start : start + WRITE_BATCH]
+            metadatas = [n.metadata for n in part]
+            if self.sparse:
+                from .chroma_sparse import SPARSE_KEY, sparse_vector
+
+                metadatas = [{**m, SPARSE_KEY: sparse_vector(n.text)} for m, n in zip(metadatas, part)]
             self.chunks.upsert(ids=[n.id_ for n in part], documents=[n.text for n in part],
-                               metadatas=[n.metadata for n in part],
+                               metadatas=metadatas,
                                embeddings=vectors[start : start + len(part)])
         ids, texts, means, metas = [], [], [], []
         committed_at = time.time()  # the commit point's clock: replicas read records newer than theirs

@@ -14,9 +14,20 @@ row's own knowledge and contains the gold answer.
    separates answerable from unanswerable questions; its threshold is the one
    that maximises (weighted) balanced accuracy on the fitting data. With
    --with-dev the seed development set joins the fit at half the weight.
-3. Both are reported on a held-out split, and written to rag/data/abstention.json.
+3. Both are reported on a held-out split, and written to rag/data/abstention.json,
+   with the two rules of ``FeatureScorer.answerable`` on top (a typed question whose
+   best sentence holds nothing of the kind abstains; a sentence at MiniLM cosine >=
+   ``--dense-floor`` answers): the held-out split is scored with and without them.
+
+``--scorer cross-encoder`` calibrates the learned sentence scorer instead
+(``rag/data/sentence-minilm.*``, trained on rows 0-3999): rows 4000-4999 are held
+back from its training, so the knowledge of rows 4000-4499 is indexed, their
+questions are answerable, those of rows 4500-4999 are not; the threshold on the best
+sentence probability maximises balanced accuracy on one half and is reported on the
+other. It is written to the ``cross_encoder`` entry of abstention.json.
 
     .venv/bin/python bench/calibrate_abstention.py --n 600 --write   (what produced the shipped file)
+    .venv/bin/python bench/calibrate_abstention.py --scorer cross-encoder --n 400 --write
 """
 
 from __future__ import annotations
@@ -34,7 +45,8 @@ from halueval_index import build, source_for
 import rag  # noqa: F401
 from eval.datasets import halueval_qa
 from rag.assistant import Assistant
-from rag.extractive import ANSWERABILITY, CALIBRATION, DEFAULT_MODEL, answerability_features, candidates, featurize
+from rag.extractive import (ANSWERABILITY, CALIBRATION, DEFAULT_MODEL, FeatureScorer, answerability_features,
+                            candidates, featurize, make_scorer)
 
 FEATURES = ["coverage", "dense", "rank", "typed"]
 
@@ -55,8 +67,67 @@ def collect(assistant: Assistant, rows: list[dict], answerable: bool):
         ans = norm(r["right_answer"])
         X = np.array([[c.features[f] for f in FEATURES] for c in cands], dtype=np.float64).reshape(-1, len(FEATURES))
         y = np.array([answerable and c.source == gold and ans in norm(c.text) for c in cands], dtype=np.float64)
-        out.append({"X": X, "y": y, "answerable": answerable, "has_gold": bool(y.any()), "cands": cands})
+        out.append({"X": X, "y": y, "answerable": answerable, "has_gold": bool(y.any()), "cands": cands,
+                    "question": r["question"]})
     return out
+
+
+def with_rules(items, model: dict, assistant: Assistant) -> dict:
+    """Held-out scores of FeatureScorer.answerable (the fitted model plus the typed gate and dense floor)."""
+    scorer = FeatureScorer(lambda q: None, assistant._idf, assistant.sentence_vectors, model)  # noqa: SLF001
+    answered = np.array([scorer.answerable(it["question"], sorted(it["cands"], key=lambda c: -c.prob))
+                         >= scorer.threshold for it in items])
+    truth = np.array([it["answerable"] for it in items])
+    return {"balanced_acc": round(float((answered[truth].mean() + (~answered[~truth]).mean()) / 2), 4),
+            "answered|answerable": round(float(answered[truth].mean()), 4),
+            "abstained|unanswerable": round(float((~answered[~truth]).mean()), 4)}
+
+
+def calibrate_cross_encoder(args) -> None:
+    """Threshold of the learned scorer's best probability, on rows 4000-4999 (held back from its training)."""
+    from rag.config import Config
+
+    store = build(range(4000, 4500), args.data_dir, collection="halueval_ce")
+    assistant = Assistant(Config(data_dir=args.data_dir, collection="halueval_ce"), store)
+    qv = lambda q: np.asarray(assistant.embed_model.get_query_embedding(q), dtype=np.float32)  # noqa: E731
+    scorer = make_scorer(FeatureScorer(qv, assistant._idf, assistant.sentence_vectors), "cross-encoder")  # noqa: SLF001
+    skip = lambda r: norm(r["right_answer"]) in ("yes", "no") or len(r["right_answer"]) < 3  # noqa: E731
+    pos = [r for r in halueval_qa(range(4000, 4500)) if not skip(r)][: args.n]
+    neg = list(halueval_qa(range(4500, 5000)))[: args.n]
+    items = []
+    for r, label in [(r, True) for r in pos] + [(r, False) for r in neg]:
+        ranked = scorer.rank(r["question"], candidates(assistant.retrieve(r["question"], 6)))
+        gold = source_for(r["row"])
+        ans = norm(r["right_answer"])
+        items.append({"p": scorer.answerable(r["question"], ranked), "answerable": label,
+                      "top1": bool(ranked) and ranked[0].source == gold and ans in norm(ranked[0].text),
+                      "has_gold": any(c.source == gold and ans in norm(c.text) for c in ranked)})
+    fit, held = items[0::2], items[1::2]
+
+    def scores(part, t):
+        p = np.array([it["p"] for it in part])
+        truth = np.array([it["answerable"] for it in part])
+        answered = p >= t
+        gold = [it for it in part if it["answerable"] and it["has_gold"]]
+        return {"threshold": round(float(t), 4),
+                "balanced_acc": round(float((answered[truth].mean() + (~answered[~truth]).mean()) / 2), 4),
+                "answered|answerable": round(float(answered[truth].mean()), 4),
+                "abstained|unanswerable": round(float((~answered[~truth]).mean()), 4),
+                "top1 has gold|gold retrieved": round(float(np.mean([it["top1"] for it in gold])), 4) if gold else None}
+
+    grid = np.unique([it["p"] for it in fit])
+    t = float(max(grid, key=lambda t: scores(fit, t)["balanced_acc"]))
+    rows = [{"split": "fit (every other question)", **scores(fit, t)}, {"split": "held-out", **scores(held, t)}]
+    print(table(rows))
+    if args.write:
+        data = json.loads(CALIBRATION.read_text())
+        data["cross_encoder"] = {"threshold": round(t, 4), "typed_weight": 0.0, "fit": rows[0], "held_out": rows[1],
+                                 "source": f"bench/calibrate_abstention.py --scorer cross-encoder on {datetime.date.today()}: "
+                                           f"knowledge of HaluEval QA rows 4000-4499 indexed, {len(pos)} answerable "
+                                           f"(rows 4000-4499) + {len(neg)} unanswerable (rows 4500-4999) questions, "
+                                           "alternate halves to fit / hold out"}
+        CALIBRATION.write_text(json.dumps(data, indent=2) + "\n")
+        print("wrote", CALIBRATION)
 
 
 def dev_items(data_dir: Path):
@@ -137,10 +208,17 @@ def main():
     ap.add_argument("--with-dev", action="store_true",
                     help="also fit abstention on the seed dev set (then dev-set scores are in-sample)")
     ap.add_argument("--dev-dir", type=Path, default=Path("bench/out/seed-dev"))
+    ap.add_argument("--scorer", choices=["features", "cross-encoder"], default="features")
+    ap.add_argument("--dense-floor", type=float, default=0.5,
+                    help="MiniLM cosine at which a sentence answers whatever the abstention model says "
+                         "(set on the seed dev set's paraphrased questions)")
     ap.add_argument("--ranking", choices=["hand-set", "fitted"], default="hand-set",
                     help="sentence ranking weights: fitted on HaluEval, or the hand-set news-QA defaults "
                          "(HaluEval's multi-hop questions reward the bridge sentence, which hurts news QA)")
     args = ap.parse_args()
+    if args.scorer == "cross-encoder":
+        calibrate_cross_encoder(args)
+        return
 
     store = build(range(0, 2500), args.data_dir)
     from rag.config import Config
@@ -186,19 +264,29 @@ def main():
         rows.append({"model": name, "split": "fit", **f})
         rows.append({"model": name, "split": "held-out", **h})
     print(table(rows))
+    fitted = {"weights": dict(zip(FEATURES, map(float, w))), "bias": float(b),
+              "abstain": {"weights": dict(zip(ANSWERABILITY, map(float, aw))), "bias": float(ab),
+                          "threshold": rows[2]["threshold"], "dense_floor": args.dense_floor}}
+    rules = with_rules(held, fitted, assistant)
+    no_floor = with_rules(held, {**fitted, "abstain": {**fitted["abstain"], "dense_floor": None}}, assistant)
+    print(table([{"held-out": "model + typed gate + dense floor", **rules},
+                 {"held-out": "model + typed gate", **no_floor}]))
     print("sentence model:", dict(zip(FEATURES, np.round(w, 3))), "bias:", round(b, 3))
     print("answerability model:", dict(zip(ANSWERABILITY, np.round(aw, 3))), "bias:", round(ab, 3))
     if args.write:
         CALIBRATION.write_text(json.dumps({
             "weights": {f: round(float(v), 4) for f, v in zip(FEATURES, w)}, "bias": round(b, 4),
             "abstain": {"weights": {f: round(float(v), 4) for f, v in zip(ANSWERABILITY, aw)},
-                        "bias": round(ab, 4), "threshold": rows[2]["threshold"]},
+                        "bias": round(ab, 4), "threshold": rows[2]["threshold"], "dense_floor": args.dense_floor},
             "source": (f"bench/calibrate_abstention.py on {datetime.date.today()}: HaluEval QA, knowledge of rows "
                        f"0-2499 indexed; {half} answerable questions (rows 0-2499) + {half} unanswerable "
                        f"(rows 2500-4999) to fit{' + the seed dev set at half the weight' if args.with_dev else ''}; sentence model = logistic regression on sentences containing "
                        f"the gold answer ({args.ranking} ranking weights kept); abstention = logistic regression answerable vs not, threshold = max "
-                       f"(weighted) balanced accuracy on the fitting data"),
-            "fit": rows[2], "held_out": rows[3]}, indent=2) + "\n")
+                       f"(weighted) balanced accuracy on the fitting data; dense_floor {args.dense_floor} set on the "
+                       f"seed dev set's paraphrased questions"),
+            "fit": rows[2], "held_out": rows[3], "held_out_with_rules": rules,
+            **({"cross_encoder": json.loads(CALIBRATION.read_text())["cross_encoder"]}
+               if "cross_encoder" in json.loads(CALIBRATION.read_text()) else {})}, indent=2) + "\n")
         print("wrote", CALIBRATION)
 
 

@@ -190,19 +190,21 @@ class Assistant:
 
     def _idf(self) -> dict[str, float]:
         lexical = self.retriever.lexical
-        bm25 = getattr(lexical, "bm25", None)
-        return getattr(bm25, "idf", None) or getattr(lexical, "idf", None) or {}
+        idf = getattr(getattr(lexical, "bm25", None), "idf", None)
+        if idf is None:
+            idf = getattr(lexical, "idf", None)
+        return idf if idf is not None else {}
 
     def _sentence_scorer(self):
         """The sentence scorer of the extractive answer (see ``rag.extractive.Scorer``), made once."""
         scorer = getattr(self, "_scorer", None)
         if scorer is None:
-            from .extractive import FeatureScorer
+            from .extractive import FeatureScorer, make_scorer
 
             def query_vector(q: str) -> np.ndarray:
                 return np.asarray(self.embed_model.get_query_embedding(q), dtype=np.float32)
 
-            scorer = self._scorer = FeatureScorer(query_vector, self._idf, self.sentence_vectors)
+            scorer = self._scorer = make_scorer(FeatureScorer(query_vector, self._idf, self.sentence_vectors))
         return scorer
 
     def _overview(self, question: str, nodes) -> Answer:

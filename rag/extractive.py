@@ -537,9 +537,14 @@ def featurize(question: str, q_vec: np.ndarray, cands: list[Candidate], idf: dic
     if noun and len(terms) > 1:
         terms = [t for t in terms if t != tokenize(noun)[0]] if tokenize(noun) else terms
     weights: dict[str, float] = {}
+    rarest = None
     for t in terms:  # idf of the word as written; matched through its stem
+        w = idf.get(t)
+        if w is None:  # a word no chunk holds weighs as the rarest one
+            rarest = max(idf.values(), default=1.0) if rarest is None else rarest
+            w = rarest
         s = _stem(t)
-        weights[s] = max(weights.get(s, 0.0), idf.get(t, max(idf.values(), default=1.0)))
+        weights[s] = max(weights.get(s, 0.0), w)
     total = sum(weights.values()) or 1.0
     kind = answer_type(question)
     for c in cands:
@@ -609,6 +614,69 @@ class FeatureScorer:
         if floor is not None and max(c.features["dense"] for c in ranked) >= floor:
             p = max(p, self.threshold)
         return p
+
+
+class CrossEncoderScorer:
+    """A learned scorer: a cross-encoder reads (question, sentence || previous sentence) and gives P(the
+    sentence holds or leads to the answer) (``rag.cross_encoder.sentence_scorer``, trained on HaluEval QA
+    rows 0-3999). The feature model only shortlists the ``shortlist`` most promising candidates (for speed)
+    and supplies the typed features; the cross-encoder's probabilities rank them. Abstention: the best
+    probability against ``threshold`` (calibrated by ``bench/calibrate_abstention.py --scorer
+    cross-encoder`` on held-back rows), with the typed gate of :class:`FeatureScorer`."""
+
+    name = "cross-encoder"
+
+    def __init__(self, encoder, features: FeatureScorer, threshold: float | None = None, shortlist: int = 24,
+                 typed_weight: float = 0.0):
+        from .cross_encoder import sentence_pair
+
+        self.encoder, self.features, self.shortlist = encoder, features, shortlist
+        self._pair = sentence_pair
+        self.threshold = float(threshold if threshold is not None else encoder.threshold)
+        self.typed_weight = typed_weight
+
+    def rank(self, question: str, cands: list[Candidate]) -> list[Candidate]:
+        ranked = self.features.rank(question, cands)
+        head, tail = ranked[: self.shortlist], ranked[self.shortlist:]
+        probs = self.encoder.predict([(question, self._pair(c.text, c.context)) for c in head]) if head else []
+        typed = answer_type(question) is not None
+        for c, p in zip(head, probs):
+            c.features["learned"] = float(p)
+            factor = (1 - self.typed_weight) + self.typed_weight * c.features["typed"] if typed else 1.0
+            c.prob = float(p) * factor
+        for c in tail:
+            c.features["learned"], c.prob = 0.0, 0.0
+        return sorted(head, key=lambda c: -c.prob) + tail
+
+    def answerable(self, question: str, ranked: list[Candidate]) -> float:
+        if not ranked:
+            return 0.0
+        if answer_type(question) and ranked[0].features.get("typed_fit", 1.0) < TYPED_GATE:
+            return 0.0
+        return max(c.features.get("learned", 0.0) for c in ranked)
+
+
+def make_scorer(features: FeatureScorer, kind: str | None = None) -> Scorer:
+    """The sentence scorer to use: ``kind`` (or env ``RAG_SENTENCE_SCORER``) ``features`` or
+    ``cross-encoder``; by default the cross-encoder when its weights are shipped in ``rag/data``."""
+    import os
+
+    kind = kind or os.environ.get("RAG_SENTENCE_SCORER") or "auto"
+    if kind == "features":
+        return features
+    try:
+        from . import cross_encoder
+
+        if not (cross_encoder.DATA_DIR / f"{cross_encoder.SENTENCE_MODEL}.json").is_file():
+            raise FileNotFoundError("no sentence-scorer weights")
+        encoder = cross_encoder.sentence_scorer()
+    except (ImportError, OSError, RuntimeError):
+        if kind == "cross-encoder":
+            raise
+        return features
+    calib = features.model.get("cross_encoder", {})
+    return CrossEncoderScorer(encoder, features, threshold=calib.get("threshold"),
+                              typed_weight=calib.get("typed_weight", 0.0))
 
 
 # Words the answerer adds around quotes; they frame a quote and are not claims about the documents.

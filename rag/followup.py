@@ -43,11 +43,25 @@ def _person(history: list[dict]) -> str | None:
               [t for t in reversed(history) if t.get("role") != "user"]
     for turn in ordered:
         ents = _entities(turn["content"])
-        people = [e for e in ents if e.upper() != e and len(e) > 2 and not e.endswith(("ian", "ese", "ish"))]
+        people = [e for e in ents if e.upper() != e and len(e) > 2 and not e.endswith(("ian", "ese", "ish"))
+                  and not re.search(r"[’']s\b|\b[A-Z]{2,}\b", e)]  # "Ukraine's NATO" is no person
         if people:
             counts = {e: sum(t["content"].count(e) for t in history) for e in people}
             return max(people, key=lambda e: (counts[e], -people.index(e)))
     return None
+
+
+_TOPIC_STOP = frozenset(
+    "what which who whom whose when where why how did do does is are was were be been have has had the a an of to "
+    "in on at for with about from by and or say said says tell told mention mentioned talk talked would could "
+    "should will can may might must that this these those it its they them their he him his she her there".split())
+
+
+def _topic(text: str) -> str:
+    """The content words of a question, in order ("Which occupied territories did Zelenskyy mention?" ->
+    "occupied territories Zelenskyy")."""
+    words = [w for w in re.findall(r"[\w’'-]+", text) if w.lower() not in _TOPIC_STOP]
+    return " ".join(words)
 
 
 def rewrite(question: str, history: list[dict] | None) -> str:
@@ -72,19 +86,17 @@ def rewrite(question: str, history: list[dict] | None) -> str:
         return f"{last_user.rstrip('?')}: {question}"
 
     rewritten = question
-    if PERSON_PRONOUNS.search(question):
-        person = _person(history)
-        if person:
-            def sub(m):
-                word = m.group(1).lower()
-                if word in ("his", "hers"):
-                    return f"{person}’s"
-                if word == "her":  # object or possessive: both read acceptably as the name
-                    return person
-                return person
-            rewritten = PERSON_PRONOUNS.sub(sub, question, count=1)
-    elif THING_PRONOUNS.search(question) and len(question.split()) <= 12 and last_user:
-        ents = [e for e in _entities(last_user) if e not in rewritten]
-        if ents:
-            rewritten = f"{question.rstrip('?')} ({', '.join(dict.fromkeys(ents))})?"
+    person = _person(history) if PERSON_PRONOUNS.search(question) else None
+    if person:
+        def sub(m):
+            word = m.group(1).lower()
+            if word in ("his", "hers"):
+                return f"{person}’s"
+            return person  # "her" as object or possessive: both read acceptably as the name
+        rewritten = PERSON_PRONOUNS.sub(sub, question, count=1)
+    if THING_PRONOUNS.search(question) and len(question.split()) <= 12 and last_user:
+        # "What is it aimed at?": what "it" is lies in the previous question, so its content words ride along
+        topic = " ".join(w for w in _topic(last_user).split() if w.lower() not in rewritten.lower())
+        if topic:
+            rewritten = f"{rewritten.rstrip().rstrip('?')} ({topic})?"
     return rewritten

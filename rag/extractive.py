@@ -159,7 +159,7 @@ STOP_CAPS = frozenset(
     "Yet So We Our I You Your Shares Meanwhile Although Though Despite Still Even Only All Both Each Every "
     "No Not Last Next First One Two Three Here What Who Which Where Why How Speaking According Earlier Later "
     "Under Over Into Without Within Why Is Are Was Were Has Have Had Do Does Did Can Could Will Would Should "
-    "May Might Must Let New".split())
+    "May Might Must Let".split())
 NATIONALITY = re.compile(r"^(?:[A-Z][a-z]+(?:ian|ean|ese|ish|ic|i)|Western|Eastern|Northern|Southern|US|UK|EU|"
                          r"British|French|Dutch|Greek|Swiss|Thai|Welsh|Irish|Scots?|German|American|Russian|"
                          r"Ukrainian|Chinese|Japanese|European|African|Asian|Arab|Kyrgyz)$")
@@ -202,8 +202,10 @@ def answer_type(question: str) -> str | None:
     ``org``, ``place``, ``name`` (any proper name) or None (no particular kind)."""
     q = question.strip()
     low = q.lower()
-    if re.search(r"\bhow (?:many|much|long|old|far|big|tall|fast|often)\b|\bwhat (?:number|percentage|share|"
-                 r"proportion|amount|sum|price|time|age|score)\b|\bby how much\b", low):
+    if re.search(r"\bhow long\b|\bwhat time\b|\bhow (?:fast|quickly)\b", low):
+        return "duration"
+    if re.search(r"\bhow (?:many|much|old|far|big|tall|often)\b|\bwhat (?:number|percentage|share|"
+                 r"proportion|amount|sum|price|age|score)\b|\bby how much\b", low):
         return "number"
     if re.search(r"\b(?:what|which|in what|in which)\s+year\b", low):
         return "year"
@@ -305,9 +307,9 @@ def _name_spans(sentence: str) -> list[tuple[int, int, str]]:
 
 _FIT = {"person": {"person": 1.0, "name": 0.6, "org": 0.35, "acronym": 0.3},
         "who": {"person": 1.0, "org": 0.85, "name": 0.75, "acronym": 0.6},
-        "city": {"name": 0.45, "org": 0.2, "acronym": 0.2, "person": 0.2, "country": 0.2},
+        "city": {"name": 0.45, "person": 0.45, "org": 0.3, "acronym": 0.3, "country": 0.2},
         "org": {"org": 1.0, "acronym": 0.9, "name": 0.8, "person": 0.3, "country": 0.3},
-        "place": {"name": 0.8, "country": 1.0, "org": 0.35, "acronym": 0.4, "person": 0.2},
+        "place": {"name": 0.8, "country": 1.0, "person": 0.6, "org": 0.4, "acronym": 0.4},
         "name": {"person": 0.9, "org": 0.9, "acronym": 0.8, "name": 0.8}}
 
 
@@ -325,6 +327,10 @@ def _kind_spans(sentence: str, kind: str) -> list[tuple[int, int, float]]:
         spans += [(m.start(), m.end(), 0.7) for m in RELATIVE_DATE.finditer(sentence)]
         spans += [(m.start(), m.end(), 0.6) for m in TEMPORAL_CLAUSE.finditer(sentence)]
         return spans
+    if kind == "duration":
+        return [(m.start(), m.end(), 1.0 if re.search(r"(?i)seconds?|minutes?|hours?|days?|weeks?|months?|years?|"
+                                                      r"\d:\d\d", m.group(0)) else 0.5)
+                for m in QUANTITY.finditer(sentence) if not YEAR.fullmatch(m.group(0).strip())]
     if kind == "number":
         spans = []
         for m in QUANTITY.finditer(sentence):
@@ -377,18 +383,21 @@ def typed_spans(sentence: str, kind: str | None, question: str) -> list[TypedSpa
     q_stems = set(_stems(question))
     q_loose = {_loose_stem(t) for t in tokenize(question)}
     q_low = question.lower()
+    q_names = {question[a:b].lower() for a, b, _ in _name_spans(question)} | \
+              {m.group(0).lower() for m in NAME_RUN.finditer(question)}
     word_pos = [(m.start(), _loose_stem(tokenize(m.group(0))[0]) if tokenize(m.group(0)) else "")
                 for m in re.finditer(r"[\w’'-]+", sentence)]
     anchors = [i for i, (_, s) in enumerate(word_pos) if s and s in q_loose]
     out = []
+    person_starts = {a for a, _, f in _name_spans(sentence) if f == "person"} if kind in ("who", "person") else set()
     for start, end, fit in _kind_spans(sentence, kind):
         text = sentence[start:end]
         stems = _stems(text)
-        if kind in ("number", "year", "month", "date"):
+        if kind in ("number", "duration", "year", "month", "date"):
             if text.lower() in q_low:
                 continue
-        elif not stems or all(s in q_stems for s in stems):
-            continue
+        elif not stems or text.lower() in q_names or (len(stems) > 1 and all(s in q_stems for s in stems)):
+            continue  # the question's own name ("Zelenskyy" for "Who interviewed Zelenskyy?")
         first = sum(1 for p, _ in word_pos if p < start)
         last = sum(1 for p, _ in word_pos if p < end) - 1
         nearest: dict[str, int] = {}  # each question word found outside the span: its nearest distance
@@ -398,6 +407,8 @@ def typed_spans(sentence: str, kind: str | None, question: str) -> list[TypedSpa
                 nearest[word_pos[i][1]] = min(d, nearest.get(word_pos[i][1], d))
         closeness = (sum(1.0 / (1.0 + 0.15 * max(0, d - 1)) for d in nearest.values()) / len(nearest)
                      if nearest else 0.5)
+        if start < 3 and start in person_starts:
+            closeness = max(closeness, 0.85)  # the sentence's subject: "Dan Gillmor, founder of ..., said"
         out.append(TypedSpan(start, end, fit, fit * closeness))
     return sorted(out, key=lambda s: (-s.score, s.start))
 
@@ -511,6 +522,8 @@ def candidates(nodes: list[NodeWithScore]) -> list[Candidate]:
             if key in seen:
                 continue
             seen.add(key)
+            if base + span.start == 0 and len(spans) > 1 and span.text(node.text).strip() == meta["title"].strip():
+                continue  # a headline line is no answer (overview answers read the document themselves)
             context = spans[i - 1].text(node.text) if i else (meta["title"] if base == 0 else "")
             c = Candidate(meta["doc_id"], meta["doc_hash"], meta["source"], meta["title"],
                           base + span.start, base + span.end, span.text(node.text), rank, context=context)
@@ -525,6 +538,7 @@ ANAPHOR = re.compile(r"^\W*(?:\w+,?\s+){0,2}?(?:this|these|those|that|it|its|the
                      r"such|instead|there)\b", re.I)
 CONTEXT_SHARE = 0.7  # weight of a question word found only in the previous sentence
 TYPED_GATE = 0.5  # a typed question whose best sentence holds nothing of the kind (fit below this) abstains
+FLOOR_DEPTH = 3  # the dense floor looks at the best ranked sentences only
 TYPED_FLOOR_BONUS = 0.1  # ... and one whose best sentence holds it clearly (fit >= 0.9) needs less similarity
 
 
@@ -568,6 +582,19 @@ def featurize(question: str, q_vec: np.ndarray, cands: list[Candidate], idf: dic
     return sorted(cands, key=lambda c: -c.prob)
 
 
+def prefer_typed(question: str, ranked: list[Candidate], depth: int = 5, share: float = 0.5) -> list[Candidate]:
+    """For a typed question whose best sentence holds nothing of the kind, the first of the next ``depth``
+    sentences that clearly does (fit >= 0.9), scores at least ``share`` of the best and holds 30% of the question's
+    words moves to the top (multi-hop questions: the top sentence is often the bridge to the answer's)."""
+    if not ranked or answer_type(question) is None or ranked[0].features.get("typed_fit", 1.0) >= TYPED_GATE:
+        return ranked
+    for i, c in enumerate(ranked[1:depth], 1):
+        if c.features.get("typed_fit", 0.0) >= 0.9 and c.prob >= share * ranked[0].prob and \
+                c.features.get("coverage", 0.0) >= 0.3:
+            return [c] + ranked[:i] + ranked[i + 1:]
+    return ranked
+
+
 class Scorer(Protocol):
     """What the extractive answerer needs from a sentence scorer.
 
@@ -596,7 +623,8 @@ class FeatureScorer:
         self.threshold = float(self.model["abstain"]["threshold"])
 
     def rank(self, question: str, cands: list[Candidate]) -> list[Candidate]:
-        return featurize(question, self.query_vector(question), cands, self.idf(), self.embeddings)
+        return prefer_typed(question, featurize(question, self.query_vector(question), cands, self.idf(),
+                                                self.embeddings))
 
     def answerable(self, question: str, ranked: list[Candidate]) -> float:
         """The abstention model's probability, with two rules measured on the dev sets: a typed question
@@ -611,7 +639,9 @@ class FeatureScorer:
         floor = self.model["abstain"].get("dense_floor")
         if floor is not None and answer_type(question) and ranked[0].features.get("typed_fit", 0.0) >= 0.9:
             floor -= TYPED_FLOOR_BONUS  # the asked kind of thing is there: less similarity needed
-        if floor is not None and max(c.features["dense"] for c in ranked) >= floor:
+        top = ranked[:FLOOR_DEPTH]
+        if floor is not None and max(c.features["dense"] for c in top) >= floor and \
+                max(c.features["coverage"] for c in top) > 0:
             p = max(p, self.threshold)
         return p
 

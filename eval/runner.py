@@ -54,7 +54,10 @@ def make_judge(name: str, config: Config, judge_llm: str | None = None):
         spec = parse_spec(judge_llm or config.llm)
         if spec.kind == "extractive":
             raise ValueError("--judge llm needs a model: pass --judge-llm openai:MODEL (or gguf:PATH, smollm2)")
-        judge = judges.LLMJudge(make_llm(spec, config), decompose=True)
+        from .logprob_judge import LogprobJudge
+
+        llm = make_llm(spec, config)
+        judge = LogprobJudge(llm, fallback=judges.LLMJudge(llm, decompose=True))
         judge.spec = spec.name
         return judge
     raise ValueError(f"unknown judge {name!r}: offline or llm")

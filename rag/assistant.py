@@ -22,7 +22,7 @@ from .extractive import (Candidate, SentenceEmbeddings, candidates, choose, feat
 from .followup import rewrite
 from .ingest import Indexer, IngestReport
 from .loaders import LoadError, make_document, parse_bytes
-from .models import Answer, Citation
+from .models import Answer, Citation, ClaimEvent
 from .quotes import strip_markers, verify
 from .retriever import HybridRetriever
 from .store import Store
@@ -83,26 +83,40 @@ class Assistant:
     def retrieve(self, question: str, top_k: int | None = None):
         return self.retriever.search(question, top_k or self.config.top_k)
 
-    def _prepare(self, question, history, top_k):
+    def _prepare(self, question, history, top_k, generator=None):
         """Validate, rewrite the follow-up, retrieve: (question, question_used, nodes, t0, t1)."""
         question, history, top_k = self._validate(question, history, top_k)
         t0 = time.perf_counter()
-        used = self._condense(question, history)
+        used = self._condense(question, history, generator)
         nodes = self.retrieve(used, top_k)
         return question, used, nodes, t0, time.perf_counter()
 
-    def ask(self, question: str, history: list | None = None, top_k: int | None = None) -> Answer:
-        """Answer one question (with optional chat history) from the indexed documents."""
-        question, used, nodes, t0, t1 = self._prepare(question, history, top_k)
-        if self.generator is None:
+    MODES = ("quick", "model")
+
+    def _generator_for(self, mode: str | None):
+        """The generator answering in ``mode``: None for quick (extractive) answers. Without a
+        configured model every mode but "model" is quick; asking for "model" then is a BadRequest."""
+        if mode not in (None, *self.MODES):
+            raise BadRequest(f"mode must be one of {', '.join(self.MODES)}")
+        if mode == "model" and self.generator is None:
+            raise BadRequest("mode 'model' needs an answer model: start with --llm (e.g. --llm qwen2.5-coder-1.5b)")
+        return None if mode == "quick" else self.generator
+
+    def ask(self, question: str, history: list | None = None, top_k: int | None = None,
+            mode: str | None = None) -> Answer:
+        """Answer one question (with optional chat history) from the indexed documents.
+        ``mode``: "quick" (extractive, instant) or "model" (the configured model; the default)."""
+        generator = self._generator_for(mode)
+        question, used, nodes, t0, t1 = self._prepare(question, history, top_k, generator)
+        if generator is None:
             answer = self._extractive(used, nodes)
         else:
-            answer = self.generator.answer(used, nodes, self)
+            answer = generator.answer(used, nodes, self)
         return self._finish(answer, question, used, t0, t1)
 
-    def _condense(self, question: str, history: list[dict]) -> str:
-        if self.generator is not None and history:
-            return self.generator.condense(question, history) or rewrite(question, history)
+    def _condense(self, question: str, history: list[dict], generator=None) -> str:
+        if generator is not None and history:
+            return generator.condense(question, history) or rewrite(question, history)
         return rewrite(question, history)
 
     def _finish(self, answer: Answer, question: str, used: str, t0: float, t1: float) -> Answer:
@@ -113,20 +127,23 @@ class Assistant:
                              "verify": round((time.perf_counter() - t2) * 1000, 2), **answer.timings_ms}
         return answer
 
-    def stream(self, question: str, history: list | None = None, top_k: int | None = None) -> Iterator[str | Answer]:
-        """Text deltas of the answer, then the final checked Answer.
+    def stream(self, question: str, history: list | None = None, top_k: int | None = None,
+               mode: str | None = None) -> Iterator[str | ClaimEvent | Answer]:
+        """Pieces of the answer as they are ready, then the final checked Answer.
 
-        With a generative backend the deltas are the model's raw tokens; the final
-        Answer is the verified one (claims whose quotes fail are gone from it)."""
-        if self.generator is None:
-            answer = self.ask(question, history, top_k)
+        Quick answers stream their words (str). A model streams each claim as a ``ClaimEvent``
+        (its sentence and citation) once its quote is verified; the final Answer is what
+        survived every check, the Assistant's own included."""
+        generator = self._generator_for(mode)
+        if generator is None:
+            answer = self.ask(question, history, top_k, mode="quick")
             words = answer.answer.split(" ")
             for i, word in enumerate(words):
                 yield word if i == 0 else " " + word
             yield answer
             return
-        question, used, nodes, t0, t1 = self._prepare(question, history, top_k)
-        for item in self.generator.stream(used, nodes, self):
+        question, used, nodes, t0, t1 = self._prepare(question, history, top_k, generator)
+        for item in generator.stream(used, nodes, self):
             if isinstance(item, Answer):
                 yield self._finish(item, question, used, t0, t1)
                 return

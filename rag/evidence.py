@@ -1,29 +1,30 @@
 """Compact evidence for a model: the best sentences of the retrieved chunks, with a little
-neighbouring context, grouped into numbered passages, plus the quotes the model may use.
+neighbouring context, numbered one by one and grouped by document.
 
 A model on two CPU cores reads about 33 prompt tokens a second, so whole 200-wordpiece
 chunks (about 1,200 prompt tokens for six) cost some 40 s before the first word. Here the
 sentences of the retrieved chunks are ranked (question-sentence cosine plus the
 retrieval rank of their chunk), the best ``max_sentences`` are kept with the sentence
-before each as context, adjacent sentences of one document are merged into one passage,
-and the whole stays within ``max_words``.
+before each as context, and the whole stays within ``max_words``.
 
-``Evidence.quotes`` lists every sentence of the passages and its clauses (at least
-``MIN_QUOTE_WORDS`` words) with exact document offsets: it is the set a grammar or a
-JSON-schema ``enum`` lets the model quote from, so every quote is verbatim by
-construction. ``Evidence.find`` maps a quote the model wrote back to its span: exactly
-when it is one of the listed quotes, else through ``rag.quotes.locate`` (tolerant to
-whitespace and quote marks, snapped to exact offsets) for servers that ignore the schema.
+Every kept sentence is a ``Quote`` with a number ``n`` (1-based) and exact document
+offsets. The model cites a sentence by its number (a JSON-schema ``enum`` of the numbers,
+a grammar on llama.cpp), so every quote is verbatim by construction and costs the model
+one or two tokens instead of the whole sentence. ``Evidence.find`` maps what a model
+wrote back to a span: the number, else a quoted text located through
+``rag.quotes.locate`` (tolerant to whitespace and quote marks, snapped to exact offsets)
+for servers that ignore the schema.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .quotes import locate
-from .sentences import Span, clause_spans, sentence_spans
+from .sentences import sentence_spans
 
 MIN_QUOTE_WORDS = 3
 
@@ -39,7 +40,8 @@ class Quote:
     title: str
     start: int
     end: int
-    passage: int  # 1-based number of the passage it belongs to
+    n: int  # 1-based number the model cites it by
+    passage: int  # 1-based number of the passage (run of adjacent sentences) it belongs to
 
 
 @dataclass
@@ -64,21 +66,36 @@ class Evidence:
     def words(self) -> int:
         return sum(len(p.text.split()) for p in self.passages)
 
-    def find(self, quote: str, passage: int | None = None) -> Quote | None:
-        """The span a model-written quote stands for (None if it is not in the evidence's documents)."""
+    def find(self, source=None, quote: str | None = None) -> Quote | None:
+        """The span a claim rests on: sentence number ``source`` (1-based; "3", "[3]" and "S3"
+        also read), else ``quote`` text located in the evidence's documents. None if neither."""
+        n = _number(source)
+        if n is not None and 1 <= n <= len(self.quotes):
+            return self.quotes[n - 1]
         quote = (quote or "").strip()
         if not quote:
             return None
         for q in self.quotes:
             if q.text == quote:
                 return q
-        order = sorted(self.passages, key=lambda p: p.n != passage)
-        for p in order:
+        for p in self.passages:
             doc = self.doc_texts.get(p.doc_id, "")
             found = locate(doc, quote, hint=p.start) if doc else None
             if found and found[1] > found[0] and len(doc[found[0]:found[1]].split()) >= MIN_QUOTE_WORDS:
-                return Quote(doc[found[0]:found[1]], p.doc_id, p.doc_hash, p.source, p.title, found[0], found[1], p.n)
+                return Quote(doc[found[0]:found[1]], p.doc_id, p.doc_hash, p.source, p.title, found[0], found[1],
+                             0, p.n)
         return None
+
+
+def _number(source) -> int | None:
+    if isinstance(source, bool):
+        return None
+    if isinstance(source, int):
+        return source
+    if isinstance(source, str):
+        m = re.fullmatch(r"\s*\[?\s*(?:s|sentence\s*)?(\d{1,3})\s*\]?\s*", source, re.I)
+        return int(m.group(1)) if m else None
+    return None
 
 
 @dataclass
@@ -171,7 +188,7 @@ def _doc_order(nodes, doc_id: str) -> int:
 
 
 def assemble(sentences: list[_Sentence], doc_texts: dict[str, str]) -> Evidence:
-    """Group sentences (sorted by document, then offset) into passages; list their quotes."""
+    """Group sentences (sorted by document, then offset) into passages; number them 1..n."""
     passages: list[Passage] = []
     members: list[list[_Sentence]] = []
     for s in sentences:
@@ -183,17 +200,8 @@ def assemble(sentences: list[_Sentence], doc_texts: dict[str, str]) -> Evidence:
             continue
         passages.append(Passage(len(passages) + 1, s.doc_id, s.doc_hash, s.source, s.title, s.start, s.end, s.text))
         members.append([s])
-    quotes: list[Quote] = []
-    seen: set[str] = set()
-    for p, group in zip(passages, members):
-        doc = doc_texts[p.doc_id]
-        for s in group:
-            spans = [Span(s.start, s.end)] + [c for c in clause_spans(doc, Span(s.start, s.end))
-                                              if (c.start, c.end) != (s.start, s.end)]
-            for sp in spans:
-                text = doc[sp.start:sp.end]
-                if len(text.split()) < MIN_QUOTE_WORDS or text in seen:
-                    continue
-                seen.add(text)
-                quotes.append(Quote(text, p.doc_id, p.doc_hash, p.source, p.title, sp.start, sp.end, p.n))
+    quotes = [Quote(s.text, p.doc_id, p.doc_hash, p.source, p.title, s.start, s.end, 0, p.n)
+              for p, group in zip(passages, members) for s in group]
+    quotes = [Quote(q.text, q.doc_id, q.doc_hash, q.source, q.title, q.start, q.end, i, q.passage)
+              for i, q in enumerate(quotes, 1)]
     return Evidence(passages, quotes, doc_texts)

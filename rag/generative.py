@@ -1,24 +1,26 @@
 """Generative answers whose quotes are verbatim by construction.
 
 A model (any llama-index ``LLM`` from ``rag.llms``) reads compact evidence
-(``rag.evidence``: the best sentences of the retrieved chunks, a little context,
-numbered passages) and writes structured claims (``rag.structured``): each claim
-quotes its evidence first, then says in a short sentence what the quote supports.
+(``rag.evidence``: the best sentences of the retrieved chunks with a little context,
+numbered one by one) and writes structured claims (``rag.structured``): each claim is a
+short sentence in its own words plus the number of the sentence it rests on.
 
 * llama.cpp backends (in-process GGUF, ``llama_cpp.server``) and servers that enforce
-  JSON schemas get a schema whose ``quote`` is an ``enum`` of the evidence's sentences
-  and clauses: the model cannot write a quote that is not in a document.
+  JSON schemas get a schema whose ``source`` is an ``enum`` of the sentence numbers: the
+  model cannot cite anything but a sentence of the documents, and the citation's quote
+  is that sentence at its exact offsets.
 * Servers that refuse the schema are asked again with a plain JSON-object request,
-  then with none (the choice that worked is remembered); their quotes are located in
-  the documents (exact, else tolerant, snapped to exact offsets).
+  then with none (the choice that worked is remembered); a claim that quotes text
+  instead of a number has it located in the documents (exact, else tolerant, snapped
+  to exact offsets).
 
-Each claim is then checked: its quote must map to a document span, its text must be a
-sentence of its own (not empty, not a question, not a copy of the question), and the
-support judge (``rag.support``, when its model is installed) must find the claim
-supported by its quote. A claim that fails is dropped into ``Answer.dropped_claims``
-with the reason. An empty claim list is the model's abstention. When every claim is
-dropped, the extractive answer is returned with a ``note``. The Assistant's own final
-check (``document_text[start:end] == quote``) runs after this and is the last gate.
+Each claim is then checked: it must cite a sentence of the evidence, its text must be a
+statement (not empty, not a question), and the support judge (``rag.support``, when its
+model is installed) must find the claim supported by the sentence it cites. A claim
+that fails is dropped into ``Answer.dropped_claims`` with the reason. An empty claim
+list is the model's abstention. When every claim is dropped, the extractive answer is
+returned with a ``note``. The Assistant's own final check
+(``document_text[start:end] == quote``) runs after this and is the last gate.
 """
 
 from __future__ import annotations
@@ -30,27 +32,21 @@ from dataclasses import dataclass, field
 from typing import Iterator
 
 from . import evidence as evidence_mod
+from .extractive import is_overview
 from .lexical import tokenize
 from .llms import BackendSpec, BackendUnavailable, LLMOptions, make_llm, parse_spec
-from .models import Answer, Citation, ClaimEvent
+from .models import Answer, Citation, ClaimEvent, Highlight
 from .prompts import ABSTAIN, answer_messages, condense_messages
-from .structured import claims_schema, llama_cpp_format, parse_claims, partial_claims, response_formats
+from .structured import (claims_schema, llama_cpp_format, parse_claims, partial_claims, response_formats, says_abstain,
+                         short_answer)
 
 NOTE_UNVERIFIED = "no claim of the model answer could be verified; showing extractive answer"
 NOTE_ABSTAINED = "the model found no answer in the documents"
 ABSTAIN_TEXT = "The documents do not answer this question."
 
-OVERVIEW = re.compile(r"\b(?:summari[sz]e|summary|overview|main points?|key (?:points?|takeaways?|facts?)|"
-                      r"takeaways?|tl;?dr|gist|what(?:'s| is| are)\s+(?:this|the|these)\s+(?:article|document|"
-                      r"text|story|piece|report|documents|articles)s?\s+(?:about|saying))\b", re.I)
 _SPECIAL = re.compile(r"<\|[^|>]*\|>|<end_of_turn>|<start_of_turn>\w*|</?s>|</?answer>")
 _PREAMBLE = re.compile(r"^\s*(?:(?:the\s+)?answer(?:\s+is)?|response|assistant)\s*:\s*", re.I)
 _MARKERS = re.compile(r"\s*\[\s*(?:passages?|sources?|p)?\s*\d+(?:\s*[,;-]\s*\d+)*\s*\]", re.I)
-
-
-def is_overview(question: str) -> bool:
-    """'Summarize the article', 'What is this document about?', 'main points' ..."""
-    return bool(OVERVIEW.search(question))
 
 
 def clean_output(text: str) -> str:
@@ -94,7 +90,7 @@ class ClaimChecker:
 
     def reason_to_drop(self, text: str, quote) -> str | None:
         if quote is None:
-            return "its quote is not in the documents"
+            return "it cites no sentence of the documents"
         if not re.search(r"[^\W\d_]", text):
             return "it says nothing"
         if text.endswith("?"):
@@ -110,7 +106,7 @@ class ClaimChecker:
         r = self.result
         r.total += 1
         text = " ".join(_MARKERS.sub("", str(claim.get("claim", ""))).split())
-        quote = self.evidence.find(str(claim.get("quote", "")), claim.get("passage"))
+        quote = self.evidence.find(claim.get("source"), claim.get("quote"))
         why = self.reason_to_drop(text, quote)
         if why:
             r.dropped.append(f"{text or '(empty claim)'} -- dropped: {why}")
@@ -134,6 +130,19 @@ class ClaimChecker:
         r.text = f"{r.text} {sentence}".strip()
         r.kept += 1
         return ClaimEvent(text=sentence, citation=cite)
+
+
+def highlight(cite: Citation, said: str) -> None:
+    """Mark the model's short answer ("Sky News") inside the quote it cites, when it is there verbatim."""
+    said = said.strip(" .,;:!?\"'“”‘’")
+    if not said or len(said) > 80 or said.lower() == cite.quote.lower():
+        return
+    at = next((m.start() for m in re.finditer(re.escape(said), cite.quote, re.I)
+               if (m.start() == 0 or not cite.quote[m.start() - 1].isalnum())
+               and (m.end() == len(cite.quote) or not cite.quote[m.end()].isalnum())), None)
+    if at is not None:
+        text = cite.quote[at:at + len(said)]
+        cite.highlight = Highlight(start=cite.start + at, end=cite.start + at + len(said), text=text)
 
 
 # ------------------------------------------------------------------ the generator
@@ -304,8 +313,10 @@ class Generator:
         evidence_ms = (time.perf_counter() - t_ev) * 1000
         trace.evidence_words = ev.words
         checker = ClaimChecker(question, ev, self.support, self.support_threshold)
-        messages = answer_messages(question, ev.passages)
-        schema = claims_schema([q.text for q in ev.quotes])
+        messages = answer_messages(question, ev)
+        overview = is_overview(question)
+        schema = claims_schema(len(ev.quotes), min_claims=min(3, len(ev.quotes)) if overview else 0,
+                               short_answer=not overview)
         t0 = time.perf_counter()
         while True:
             kwargs = self._format_kwargs(schema)
@@ -317,7 +328,7 @@ class Generator:
                         if trace.first_token_s is None:
                             trace.first_token_s = time.perf_counter() - t0
                         parts.append(delta)
-                        if "}" in delta:
+                        if "}" in delta and not says_abstain(short_answer("".join(parts))):
                             found = partial_claims("".join(parts))
                             for claim in found[done:]:
                                 event = checker.add(claim)
@@ -339,9 +350,14 @@ class Generator:
         trace.seconds = time.perf_counter() - t0
         t1 = time.perf_counter()
         claims = parse_claims(trace.raw)
+        said = short_answer(trace.raw)
+        if says_abstain(said):
+            claims = []
         for claim in (claims or [])[done:]:
             checker.add(claim)
         answer = self._compose(question, nodes, assistant, checker.result, claims, trace)
+        if said and not answer.abstained and answer.citations and answer.backend == self.name:
+            highlight(answer.citations[0], said)
         answer.timings_ms.update({"evidence": round(evidence_ms, 2), "generate": round(trace.seconds * 1000, 2),
                                   "check": round((time.perf_counter() - t1) * 1000, 2)})
         yield answer

@@ -190,6 +190,52 @@ class LlamaCppLLM(CustomLLM):
                                     n_threads=self.n_threads or max(1, os.cpu_count() or 1))
             return self._llama
 
+    def render_chat(self, messages: Sequence[ChatMessage]) -> str:
+        """The prompt text the GGUF's own chat template makes of ``messages`` (generation prompt added)."""
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        llama = self.llama
+        template = llama.metadata.get("tokenizer.chat_template")
+        if not self.chat_mode or not template:
+            return self.messages_to_prompt(messages)
+        text = llama._model.token_get_text  # noqa: SLF001  (llama-cpp-python has no public accessor)
+        eos, bos = llama.token_eos(), llama.token_bos()
+        formatter = Jinja2ChatFormatter(template=template, eos_token=text(eos) if eos != -1 else "",
+                                        bos_token=text(bos) if bos != -1 else "")
+        return formatter(messages=self._dicts(messages)).prompt
+
+    def next_token_logprobs(self, messages: Sequence[ChatMessage], top: int = 20) -> dict[str, float]:
+        """Log-probabilities of the ``top`` likeliest first tokens of the reply, by token text.
+
+        Reads the logits of the prompt's last position directly, so it needs neither
+        ``logits_all`` (1.2 GB of scores for a 151k vocabulary) nor a sampling step. The
+        longest prefix shared with the previous call stays in the KV cache: claims judged
+        against the same document only pay for the claim."""
+        import numpy as np
+
+        tokens = self.llama.tokenize(self.render_chat(messages).encode("utf-8"), add_bos=True, special=True)
+        with self._lock:
+            llama = self.llama
+            if len(tokens) > llama.n_ctx():
+                raise ValueError(f"prompt of {len(tokens)} tokens exceeds the context of {llama.n_ctx()}")
+            common = 0
+            for a, b in zip(llama._input_ids, tokens):  # noqa: SLF001
+                if a != b:
+                    break
+                common += 1
+            common = min(common, len(tokens) - 1, llama.n_tokens)
+            llama.n_tokens = common
+            llama.eval(tokens[common:])
+            logits = np.ctypeslib.as_array(llama._ctx.get_logits(), shape=(llama.n_vocab(),)).astype(np.float64)  # noqa: SLF001
+        logits -= logits.max()
+        logprobs = logits - np.log(np.exp(logits).sum())
+        best = np.argsort(-logprobs)[:top]
+        out: dict[str, float] = {}
+        for i in best:
+            piece = llama.detokenize([int(i)]).decode("utf-8", errors="replace")
+            out[piece] = float(np.logaddexp(out[piece], logprobs[i])) if piece in out else float(logprobs[i])
+        return out
+
     def count_tokens(self, text: str) -> int:
         return len(self.llama.tokenize(text.encode("utf-8"), add_bos=False, special=True))
 

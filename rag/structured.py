@@ -1,17 +1,21 @@
 """Structured answers: the JSON a model writes, the schema that constrains it, and its parsing.
 
-A model answers with ``{"claims": [{"quote": ..., "claim": ...}, ...]}``: each claim
-first copies its evidence (``quote``), then says in its own short words what that
-quote supports (``claim``). An empty list means the documents do not answer.
+A model answers with ``{"claims": [{"claim": ..., "source": N}, ...]}``: each claim is a
+short sentence in the model's words, and ``source`` the number of the evidence sentence
+(``rag.evidence``) it rests on. An empty list means the documents do not answer.
 
-The schema's ``quote`` is an ``enum`` of the evidence's sentences and clauses
-(``rag.evidence``), so a backend that enforces schemas can only emit verbatim
-quotes: llama.cpp turns the schema into a grammar (in-process through
-``create_chat_completion(response_format=...)``, and ``llama_cpp.server``); OpenAI,
-vLLM and others take ``response_format={"type": "json_schema", ...}``. A server
-that refuses the schema is asked with a plain JSON-object request, then with no
-format at all; the tolerant parser below reads what comes back and quotes are
-then located in the documents (``Evidence.find``).
+The schema's ``source`` is an ``enum`` of the evidence's sentence numbers, so a backend
+that enforces schemas can only cite a sentence that is in the documents, and the
+citation's quote is that sentence, verbatim by construction. llama.cpp turns the schema
+into a grammar (in-process through ``create_chat_completion(response_format=...)``, and
+``llama_cpp.server``); OpenAI, vLLM and others take
+``response_format={"type": "json_schema", ...}``. A server that refuses the schema is asked
+with a plain JSON-object request, then with no format at all; the tolerant parser below
+reads what comes back, and a claim that quotes text instead of a number has that text
+located in the documents (``Evidence.find``).
+
+Why a number and not the quoted text: copying a 30-word sentence costs a model on two
+CPU cores about 4 s per claim; the number costs one token, and the quote is exact anyway.
 """
 
 from __future__ import annotations
@@ -23,18 +27,44 @@ MAX_CLAIMS = 5
 MAX_CLAIM_CHARS = 300
 
 
-def claims_schema(quotes: list[str], max_claims: int = MAX_CLAIMS) -> dict:
-    """JSON schema of an answer whose quotes must be one of ``quotes``."""
-    quote = {"type": "string", "enum": list(quotes)} if quotes else {"type": "string"}
-    return {"type": "object",
-            "properties": {"claims": {"type": "array", "maxItems": max_claims,
-                                      "items": {"type": "object",
-                                                "properties": {"quote": quote,
-                                                               "claim": {"type": "string",
-                                                                         "maxLength": MAX_CLAIM_CHARS}},
-                                                "required": ["quote", "claim"],
-                                                "additionalProperties": False}}},
-            "required": ["claims"], "additionalProperties": False}
+ORDER = ("claim", "source")  # the claim first: the model says what it found, then where
+ABSTAIN = "NOT IN DOCUMENTS"
+
+
+def claims_schema(n_sentences: int, max_claims: int = MAX_CLAIMS, min_claims: int = 0, short_answer: bool = True,
+                  order: tuple[str, str] = ORDER) -> dict:
+    """JSON schema of an answer whose claims cite one of sentences 1..n_sentences.
+
+    ``short_answer``: an ``answer`` field comes first, the answer in a few words or
+    NOT IN DOCUMENTS (the model commits to answering or not before it writes claims).
+    ``min_claims`` > 0 (overview questions) makes the model cover several sentences."""
+    fields = {"claim": {"type": "string", "maxLength": MAX_CLAIM_CHARS},
+              "source": {"type": "integer", "enum": list(range(1, n_sentences + 1))} if n_sentences
+              else {"type": "integer"}}
+    claims = {"type": "array", "minItems": min_claims, "maxItems": max(max_claims, min_claims),
+              "items": {"type": "object", "properties": {k: fields[k] for k in order}, "required": list(order),
+                        "additionalProperties": False}}
+    props = {"answer": {"type": "string", "maxLength": 120}} if short_answer else {}
+    props["claims"] = claims
+    return {"type": "object", "properties": props, "required": list(props), "additionalProperties": False}
+
+
+_ANSWER = re.compile(r"\"answer\"\s*:\s*\"((?:[^\"\\]|\\.)*)\"")
+
+
+def short_answer(text: str) -> str | None:
+    """The ``answer`` field of a (possibly unfinished) structured answer, once it is complete."""
+    m = _ANSWER.search(text or "")
+    if not m:
+        return None
+    try:
+        return json.loads(f'"{m.group(1)}"').strip()
+    except json.JSONDecodeError:
+        return None
+
+
+def says_abstain(answer: str | None) -> bool:
+    return bool(answer) and ABSTAIN in answer.upper()
 
 
 def response_formats(schema: dict) -> list[dict | None]:
@@ -85,7 +115,8 @@ def partial_claims(text: str) -> list[dict]:
 
 
 def _is_claim(obj) -> bool:
-    return isinstance(obj, dict) and isinstance(obj.get("quote"), str) and isinstance(obj.get("claim"), str)
+    return (isinstance(obj, dict) and isinstance(obj.get("claim"), str)
+            and (isinstance(obj.get("source"), (int, str)) or isinstance(obj.get("quote"), str)))
 
 
 def parse_claims(text: str) -> list[dict] | None:

@@ -1,0 +1,160 @@
+"""The local LLM judge (yes/no logprobs, eval/logprob_judge.py) on the judge sets.
+
+    .venv/bin/python bench/llm_judge.py --calibrate            # threshold from the dev pairs, written
+    .venv/bin/python bench/llm_judge.py --seed --halueval 40   # seed pairs by kind; 40 HaluEval test rows per task
+
+Sets:
+* dev pairs (eval/data/judge_dev_pairs.jsonl, over a BBC article): the only set the
+  threshold is fitted on (``--calibrate`` writes eval/data/logprob_judge_calibration.json);
+* seed pairs (eval/data/seed_judge_pairs.jsonl): a test set, reported by kind;
+* HaluEval summarization and QA rows from 2500 (the offline judge's test rows), both outputs
+  of each row; rows >= 5000 are never read.
+
+An output is judged sentence by sentence (its weakest sentence decides). Prints balanced
+accuracy at the calibrated threshold, the best in-sample threshold's, ROC AUC, and seconds
+per claim. Uses the in-process GGUF by default (``--llm qwen2.5-coder-1.5b``); any
+``openai:MODEL`` spec works too (RAG_LLM_BASE_URL).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from rag import offline  # noqa: E402,F401
+from rag.config import Config  # noqa: E402
+from rag.llms import make_llm, parse_spec  # noqa: E402
+from eval.datasets import halueval_qa, halueval_summarization  # noqa: E402
+from eval.judges import LLMJudge, split_claims  # noqa: E402
+from eval.logprob_judge import CALIBRATION, LogprobJudge, best_sentences  # noqa: E402
+from eval.metrics import balanced_accuracy, roc_auc  # noqa: E402
+
+DATA = Path(__file__).resolve().parents[1] / "eval" / "data"
+
+
+def read_pairs(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def output_score(judge: LogprobJudge, context: str, output: str) -> tuple[float, int]:
+    claims = split_claims(output)
+    scores = []
+    for claim in claims:
+        p = judge.score(claim, best_sentences(claim, context, judge.max_words))
+        scores.append(0.0 if p is None else p)
+    return (min(scores) if scores else 1.0), len(claims)
+
+
+def best_threshold(labels, scores) -> tuple[float, float]:
+    best = (0.5, 0.0)
+    for t in sorted(set(scores)):
+        bacc = balanced_accuracy(labels, [int(s >= t) for s in scores])
+        if bacc > best[1]:
+            best = (t, bacc)
+    return best
+
+
+def report(name: str, labels, scores, threshold: float, claims: int, seconds: float, extra: str = "") -> dict:
+    auc = roc_auc(labels, scores)
+    bacc = balanced_accuracy(labels, [int(s >= threshold) for s in scores])
+    t_best, b_best = best_threshold(labels, scores)
+    row = {"set": name, "n": len(labels), "bacc": round(bacc, 4), "auc": round(auc, 4),
+           "best_threshold": round(t_best, 4), "bacc_best_in_sample": round(b_best, 4),
+           "seconds_per_claim": round(seconds / max(claims, 1), 2)}
+    print(f"{name:32s} n={len(labels):4d}  bal.acc {bacc:.3f} @ {threshold:.3f}  AUC {auc:.3f}  "
+          f"(best in-sample {b_best:.3f} @ {t_best:.3f})  {row['seconds_per_claim']} s/claim {extra}", flush=True)
+    return row
+
+
+def run_pairs(judge, pairs: list[dict], threshold: float, name: str, by_kind: bool = False) -> dict:
+    labels, scores, kinds, claims = [], [], [], 0
+    t0 = time.perf_counter()
+    for p in pairs:
+        s, n = output_score(judge, p["context"], p["output"])
+        claims += n
+        labels.append(int(p["label"] == "supported"))
+        scores.append(s)
+        kinds.append(p.get("kind", ""))
+    row = report(name, labels, scores, threshold, claims, time.perf_counter() - t0)
+    if by_kind:
+        tally: dict[str, list[int]] = {}
+        for lab, s, k in zip(labels, scores, kinds):
+            tally.setdefault(k, [0, 0])
+            tally[k][0] += int((s >= threshold) == bool(lab))
+            tally[k][1] += 1
+        row["by_kind"] = {k: f"{a}/{b}" for k, (a, b) in tally.items()}
+        print("   by kind: " + ", ".join(f"{k} {v}" for k, v in row["by_kind"].items()))
+    row["scores"] = scores
+    row["labels"] = labels
+    return row
+
+
+def halueval(judge, task: str, rows: range, threshold: float) -> list[dict]:
+    labels, scores, lens, claims = [], [], [], 0
+    t0 = time.perf_counter()
+    source = halueval_summarization(rows) if task == "summarization" else halueval_qa(rows)
+    for r in source:
+        if task == "summarization":
+            context, outputs = r["document"], [r["right_summary"], r["hallucinated_summary"]]
+        else:
+            context = r["knowledge"]
+            outputs = [f'The answer to "{r["question"]}" is: {a}' for a in (r["right_answer"], r["hallucinated_answer"])]
+        for label, out in zip((1, 0), outputs):
+            s, n = output_score(judge, context, out)
+            claims += n
+            labels.append(label)
+            scores.append(s)
+        lens.append((len(outputs[0].split()), len(outputs[1].split())))
+    out = [report(f"HaluEval {task} rows {rows.start}-{rows.stop - 1}", labels, scores, threshold, claims,
+                  time.perf_counter() - t0)]
+    if task == "summarization":
+        keep = [abs(a - b) <= 0.1 * max(a, b, 1) for a, b in lens]
+        ml = [lab for i, lab in enumerate(labels) if keep[i // 2]]
+        ms = [s for i, s in enumerate(scores) if keep[i // 2]]
+        if ml:
+            out.append(report("  length-matched", ml, ms, threshold, 1, 0.0))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--llm", default="qwen2.5-coder-1.5b")
+    ap.add_argument("--calibrate", action="store_true", help="fit the threshold on the dev pairs and write it")
+    ap.add_argument("--seed", action="store_true", help="the seed pairs (a test set), by kind")
+    ap.add_argument("--halueval", type=int, default=0, help="HaluEval rows from --start per task (0: skip)")
+    ap.add_argument("--start", type=int, default=2500)
+    ap.add_argument("--out", type=Path, default=None, help="write all figures as JSON here")
+    args = ap.parse_args()
+    if args.start + args.halueval > 5000:
+        raise SystemExit("rows >= 5000 are reserved")
+    config = Config()
+    llm = make_llm(parse_spec(args.llm), config)
+    judge = LogprobJudge(llm, fallback=LLMJudge(llm))
+    results = {"llm": args.llm}
+    if args.calibrate:
+        dev = run_pairs(judge, read_pairs(DATA / "judge_dev_pairs.jsonl"), judge.threshold, "dev pairs (fit)")
+        t, b = best_threshold(dev["labels"], dev["scores"])
+        CALIBRATION.write_text(json.dumps({"threshold": round(t, 4), "fitted_on": "eval/data/judge_dev_pairs.jsonl",
+                                           "n": dev["n"], "balanced_accuracy_in_sample": round(b, 4),
+                                           "auc": dev["auc"], "llm": args.llm}, indent=2) + "\n")
+        judge.threshold = t
+        print(f"threshold {t:.4f} written to {CALIBRATION}")
+        results["dev"] = dev
+    if args.seed:
+        results["seed"] = run_pairs(judge, read_pairs(DATA / "seed_judge_pairs.jsonl"), judge.threshold,
+                                    "seed pairs (test)", by_kind=True)
+    if args.halueval:
+        rows = range(args.start, args.start + args.halueval)
+        results["halueval"] = halueval(judge, "summarization", rows, judge.threshold) + \
+            halueval(judge, "qa", rows, judge.threshold)
+    if args.out:
+        args.out.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

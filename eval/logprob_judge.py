@@ -1,0 +1,152 @@
+"""A faithfulness judge that reads a model's yes/no probabilities.
+
+The model sees the evidence, then the claim, and is asked whether the document supports
+the claim. The score is ``P(yes) / (P(yes) + P(no))`` over the first reply token, each
+side summed over its case and spacing variants ("Yes", "yes", " YES" ...): reading only
+one of "Yes"/"yes" made the judge look inverted on Qwen2.5. The evidence comes first and
+the claim last, so claims judged against one document reuse its KV cache in llama.cpp.
+
+Where the logprobs come from:
+
+* in-process GGUF (``LlamaCppLLM.next_token_logprobs``): the logits of the prompt's last
+  position, no sampling and no ``logits_all``;
+* OpenAI-compatible servers: ``logprobs=True, top_logprobs=20, max_tokens=1`` on
+  ``/v1/chat/completions`` (``llama_cpp.server`` needs ``--logits_all true`` for it).
+
+A backend that gives no logprobs (or whose top tokens hold neither yes nor no) is judged
+by the JSON-verdict ``LLMJudge`` instead, and the verdict says so.
+
+Evidence for a claim is the whole context when it is short (``max_words``), else its
+best sentences for the claim: the sentences sharing the most content words with it
+(idf-weighted), each with its neighbours, in document order, within ``max_words``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from pathlib import Path
+
+from llama_index.core.base.llms.types import ChatMessage, MessageRole
+
+from rag.lexical import tokenize
+from rag.sentences import sentence_spans
+
+from .judges import LLMJudge, Verdict
+
+PROMPT = "Document:\n{evidence}\n\nClaim: {claim}\n\nIs the claim supported by the document? Answer yes or no."
+CALIBRATION = Path(__file__).parent / "data" / "logprob_judge_calibration.json"
+YES, NO = "yes", "no"
+
+
+def yes_probability(top: dict[str, float]) -> float | None:
+    """P(yes) / (P(yes) + P(no)) from first-token log-probabilities; None when neither is there."""
+    yes = sum(math.exp(lp) for tok, lp in top.items() if tok.strip().lower() == YES)
+    no = sum(math.exp(lp) for tok, lp in top.items() if tok.strip().lower() == NO)
+    if yes + no <= 0:
+        return None
+    return yes / (yes + no)
+
+
+def best_sentences(claim: str, context: str, max_words: int = 300, neighbours: int = 1) -> str:
+    """The context itself when short, else the sentences that best cover the claim, in order."""
+    if len(context.split()) <= max_words:
+        return context
+    spans = sentence_spans(context)
+    texts = [sp.text(context) for sp in spans]
+    bags = [set(tokenize(t)) for t in texts]
+    df = Counter(w for b in bags for w in b)
+    n = len(texts)
+    wanted = set(tokenize(claim))
+
+    def score(i: int) -> float:
+        return sum(math.log(1 + n / df[w]) for w in wanted & bags[i])
+
+    picked: set[int] = set()
+    words = 0
+    for i in sorted(range(n), key=lambda i: -score(i)):
+        if score(i) <= 0:
+            break
+        for j in range(max(0, i - neighbours), min(n, i + neighbours + 1)):
+            if j not in picked and words + len(texts[j].split()) <= max_words:
+                picked.add(j)
+                words += len(texts[j].split())
+        if words >= max_words:
+            break
+    return " ".join(texts[i] for i in sorted(picked)) or " ".join(context.split()[:max_words])
+
+
+def _openai_top(llm, messages) -> dict[str, float] | None:
+    """First-token top logprobs from an OpenAI-compatible server (None if it gives none)."""
+    resp = llm.chat(messages, max_tokens=1, temperature=0.0, logprobs=True, top_logprobs=20)
+    raw = resp.raw
+    try:
+        content = raw.choices[0].logprobs.content if hasattr(raw, "choices") else \
+            raw["choices"][0]["logprobs"]["content"]
+    except (AttributeError, KeyError, IndexError, TypeError):
+        content = None
+    if not content:
+        return None
+    first = content[0]
+    tops = first.top_logprobs if hasattr(first, "top_logprobs") else first.get("top_logprobs", [])
+    out: dict[str, float] = {}
+    for t in tops or []:
+        tok, lp = (t.token, t.logprob) if hasattr(t, "token") else (t["token"], t["logprob"])
+        out[tok] = float(lp)
+    return out or None
+
+
+def load_threshold(path: Path = CALIBRATION) -> float:
+    try:
+        return float(json.loads(path.read_text())["threshold"])
+    except (OSError, ValueError, KeyError):
+        return 0.5
+
+
+class LogprobJudge:
+    """``judge(claim, evidence)`` from a model's yes/no probabilities (see the module docstring)."""
+
+    name = "llm-logprob"
+
+    def __init__(self, llm, threshold: float | None = None, max_words: int = 300, fallback: LLMJudge | None = None):
+        self.llm = llm
+        self.threshold = load_threshold() if threshold is None else threshold
+        self.max_words = max_words
+        self.fallback = fallback or LLMJudge(llm)
+        self.model = {"threshold": self.threshold, "min_weight": 1.0}
+        self.calls = 0
+        self._no_logprobs = False
+
+    def split(self, output: str) -> list[str]:
+        return self.fallback.split(output)
+
+    def top_logprobs(self, evidence: str, claim: str) -> dict[str, float] | None:
+        messages = [ChatMessage(role=MessageRole.USER, content=PROMPT.format(evidence=evidence, claim=claim))]
+        self.calls += 1
+        if hasattr(self.llm, "next_token_logprobs"):
+            return self.llm.next_token_logprobs(messages)
+        return _openai_top(self.llm, messages)
+
+    def score(self, claim: str, evidence: str) -> float | None:
+        """P(supported) for ``claim`` against already selected ``evidence`` text (None: no logprobs)."""
+        if self._no_logprobs:
+            return None
+        top = self.top_logprobs(evidence, claim)
+        if top is None:
+            self._no_logprobs = True  # this backend gives none: stop asking
+            return None
+        return yes_probability(top)
+
+    def judge(self, claim: str, evidence: list[str] | str) -> Verdict:
+        context = evidence if isinstance(evidence, str) else "\n\n".join(evidence)
+        shown = best_sentences(claim, context, self.max_words)
+        try:
+            p = self.score(claim, shown)
+        except Exception as exc:  # noqa: BLE001  (a judge that cannot answer must not pass the claim)
+            return Verdict(False, 0.0, "", [f"model call failed: {type(exc).__name__}: {exc}"], claim=claim)
+        if p is None:
+            v = self.fallback.judge(claim, shown)
+            v.reasons.append("no yes/no logprobs from this backend: JSON verdict")
+            return v
+        return Verdict(p >= self.threshold, round(p, 4), shown, [f"P(yes) = {p:.3f}"], {"p_yes": p}, claim=claim)

@@ -87,12 +87,8 @@ class HybridRetriever(BaseRetriever):
             missing = [cid for cid, e in found.items() if "dense" not in e]
             if missing:  # exact cosine for lexical-only hits, so every node has both signals
                 embedding = self.embed_model.get_query_embedding(query)
-                got = self.store.chunks.get(ids=missing, include=["embeddings"])
-                import numpy as np
-
-                q = np.asarray(embedding, dtype=np.float32)
-                for cid, emb in zip(got["ids"], got["embeddings"]):
-                    found[cid]["dense"] = float(np.asarray(emb, dtype=np.float32) @ q)
+                for cid, cos in self.store.cosines(embedding, missing).items():
+                    found[cid]["dense"] = cos
             no_bm25 = [cid for cid, e in found.items() if "bm25" not in e]
             if no_bm25:  # exact BM25 for dense-only hits
                 for cid, score in self.lexical.scores_for(query, no_bm25).items():

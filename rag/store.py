@@ -243,6 +243,24 @@ class Store:
                 return hits[:n]
             want = min(total, want * 4)
 
+    def cosines(self, embedding: list[float], chunk_ids: list[str]) -> dict[str, float]:
+        """Exact cosine of the query to given chunks (absent ids are left out). On a Chroma server
+        the server computes them (a filtered query returns distances, not 384 floats per chunk)."""
+        out: dict[str, float] = {}
+        if not chunk_ids:
+            return out
+        if self.config.chroma_url:
+            got = self.chunks.query(query_embeddings=[embedding], ids=chunk_ids, n_results=len(chunk_ids),
+                                    include=["distances"])
+            out = {i: 1.0 - float(d) for i, d in zip(got["ids"][0], got["distances"][0])}
+        rest = [i for i in chunk_ids if i not in out]
+        if rest:
+            got = self.chunks.get(ids=rest, include=["embeddings"])
+            q = np.asarray(embedding, dtype=np.float32)
+            for i, emb in zip(got["ids"], got["embeddings"]):
+                out[i] = float(np.asarray(emb, dtype=np.float32) @ q)
+        return out
+
     def hybrid_search(self, embedding: list[float], query: str, pool: int, n: int) -> list[ChunkHit]:
         """Chroma's dense + sparse RRF (only when ``self.sparse``); score = fused RRF score."""
         from .chroma_sparse import SPARSE_KEY, build_search

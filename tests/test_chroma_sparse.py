@@ -90,6 +90,9 @@ def test_the_retriever_uses_the_server_fusion_and_still_fills_both_signals():
     class SparseStore:
         sparse, visibility, generation, chunks = True, None, 0, Chunks()
 
+        def cosines(self, embedding, ids):
+            return {i: float(vec @ np.asarray(embedding, dtype=np.float32)) for i in ids}
+
         def hybrid_search(self, embedding, query, pool, n):
             return [ChunkHit("d:h:0", "NATO text", dict(meta), 0.03), ChunkHit("d:h:1", "other", dict(meta), 0.01)]
 

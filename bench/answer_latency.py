@@ -5,13 +5,18 @@
   so the cold and warm halves are reported separately);
 * cold start: wall seconds from `rag ask` process start to printed answer,
   median of 5 runs, next to a bare `python -c "import rag"` as the baseline.
-(BBC-index answer latency is printed by bench/ingest_bbc.py.)
+* with ``--bbc N``: the same on an index of the first N BBC articles (plus the BBC
+  dev set's named ones), asking the BBC dev-set questions, with the share of the
+  time spent ranking sentences (``timings_ms["rank"]``: sentence scoring, typed
+  spans, abstention; the rest of "answer" is composing, premise checks, citations).
 
     .venv/bin/python bench/answer_latency.py
+    .venv/bin/python bench/answer_latency.py --bbc 600 --skip-seed --skip-cold
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import statistics
 import subprocess
@@ -27,7 +32,61 @@ from rag.assistant import Assistant
 from rag.config import Config
 
 
+def timed(assistant: Assistant, questions: list[tuple[str, list | None]]) -> dict[str, list[float]]:
+    """Per question: total wall ms of ``ask`` and the answer's retrieve / answer / rank timings."""
+    out = {"total": [], "retrieve": [], "answer": [], "rank": []}
+    for q, h in questions:
+        t = time.perf_counter()
+        answer = assistant.ask(q, history=h)
+        out["total"].append((time.perf_counter() - t) * 1000)
+        for k in ("retrieve", "answer", "rank"):
+            out[k].append(answer.timings_ms.get(k, 0.0))
+    return out
+
+
+def bbc(n: int, data_dir: Path | None) -> None:
+    from eval.datasets import bbc_articles
+    from eval.runner import BBC_DEV, read_jsonl
+    from rag.ingest import Indexer
+    from rag.loaders import make_document
+
+    rows = read_jsonl(BBC_DEV)
+    named = {r["article"] for r in rows if r.get("article")}
+    docs = []
+    for i, (path, text) in enumerate(bbc_articles()):
+        rel = f"{path.parent.name}/{path.name}"
+        if i < n or rel in named:
+            docs.append(make_document(text, f"bbc:{rel}"))
+    data_dir = data_dir or Path(tempfile.mkdtemp(prefix="bbc-latency-"))
+    assistant = Assistant.open(Config(data_dir=data_dir, chroma_url=None, collection=f"bbc{n}"))
+    t = time.perf_counter()
+    Indexer(assistant.store).ingest_documents(docs)
+    assistant._read_your_writes()  # noqa: SLF001
+    print(f"indexed {len(docs)} BBC articles in {time.perf_counter() - t:.0f} s ({assistant.store.chunk_count()} chunks)")
+    questions = [(r["question"], r.get("history")) for r in rows]
+    assistant.ask("warm up")
+    first = timed(assistant, questions)
+    again = timed(assistant, (questions * (200 // len(questions) + 1))[: 200 - len(questions)])
+    table_rows = []
+    for name, t in (("first time each question", first), ("repeated questions", again)):
+        for k in ("total", "retrieve", "answer", "rank"):
+            table_rows.append({"what": f"ask, BBC {len(docs)} articles, {name}: {k}", **percentiles(t[k])})
+        share = sum(t["rank"]) / max(sum(t["total"]), 1e-9)
+        table_rows.append({"what": f"  ranking share of ask time ({name})", "p50": round(share, 3)})
+    print(table(table_rows))
+
+
 def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bbc", type=int, default=0, help="also time asks on an index of the first N BBC articles")
+    ap.add_argument("--bbc-data-dir", type=Path, default=None, help="reuse this data dir for the BBC index")
+    ap.add_argument("--skip-seed", action="store_true")
+    ap.add_argument("--skip-cold", action="store_true")
+    args = ap.parse_args()
+    if args.bbc:
+        bbc(args.bbc, args.bbc_data_dir)
+    if args.skip_seed:
+        return
     data_dir = Path(tempfile.mkdtemp(prefix="seed-index-"))
     assistant = Assistant.open(Config(data_dir=data_dir, chroma_url=None))
     assistant.ingest([ROOT / "seeds"])
@@ -45,6 +104,8 @@ def main():
     print(table([{"what": "ask, seed index, first time each question", **percentiles(first)},
                  {"what": "ask, seed index, repeated questions", **percentiles(rest)},
                  {"what": "ask, seed index, all 200", **percentiles(first + rest)}]))
+    if args.skip_cold:
+        return
 
     rag_bin = Path(sys.executable).parent / "rag"
     env_dir = ["--data-dir", str(data_dir)]

@@ -268,9 +268,13 @@ def main():
               "abstain": {"weights": dict(zip(ANSWERABILITY, map(float, aw))), "bias": float(ab),
                           "threshold": rows[2]["threshold"], "dense_floor": args.dense_floor}}
     rules = with_rules(held, fitted, assistant)
-    no_floor = with_rules(held, {**fitted, "abstain": {**fitted["abstain"], "dense_floor": None}}, assistant)
-    print(table([{"held-out": "model + typed gate + dense floor", **rules},
-                 {"held-out": "model + typed gate", **no_floor}]))
+    variants = [{"held-out": f"model + typed gate + dense floor {args.dense_floor}", **rules}]
+    for floor in (0.55, 0.6, 0.65, None):
+        if floor != args.dense_floor:
+            v = with_rules(held, {**fitted, "abstain": {**fitted["abstain"], "dense_floor": floor}}, assistant)
+            variants.append({"held-out": f"model + typed gate + dense floor {floor}" if floor else
+                             "model + typed gate", **v})
+    print(table(variants))
     print("sentence model:", dict(zip(FEATURES, np.round(w, 3))), "bias:", round(b, 3))
     print("answerability model:", dict(zip(ANSWERABILITY, np.round(aw, 3))), "bias:", round(ab, 3))
     if args.write:

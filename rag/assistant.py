@@ -180,12 +180,13 @@ class Assistant:
                 text += f" Related, but not an answer: {shown} [1]"
                 cites = [self._citation(1, related, "related")]
             return Answer(answer=text, abstained=True, status="abstained", citations=cites, backend="extractive")
-        from .extractive import answer_type
+        from .extractive import answer_type, question_names
 
         idf = self._idf()
         best = chosen[0]
         absent = missing_entities(question, " ".join(n.node.text for n in nodes))
-        if absent and answer_type(question):  # "Who is the Secretary General of NATO?": not there to name
+        if absent and answer_type(question) and len(absent) >= 0.5 * len(question_names(question)):
+            # "Who is the Secretary General of NATO?": most of what it names is not there, so nothing to name
             shown = best.text if best.text[:1] in "“\"" else f"“{best.text}”"
             text = f"The documents do not mention {', '.join(absent)}. Related, but not an answer: {shown} [1]"
             return Answer(answer=text, abstained=True, status="abstained",

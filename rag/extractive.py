@@ -160,9 +160,17 @@ STOP_CAPS = frozenset(
     "No Not Last Next First One Two Three Here What Who Which Where Why How Speaking According Earlier Later "
     "Under Over Into Without Within Why Is Are Was Were Has Have Had Do Does Did Can Could Will Would Should "
     "May Might Must Let".split())
-NATIONALITY = re.compile(r"^(?:[A-Z][a-z]+(?:ian|ean|ese|ish|ic|i)|Western|Eastern|Northern|Southern|US|UK|EU|"
-                         r"British|French|Dutch|Greek|Swiss|Thai|Welsh|Irish|Scots?|German|American|Russian|"
-                         r"Ukrainian|Chinese|Japanese|European|African|Asian|Arab|Kyrgyz)$")
+NATIONALITIES = (
+    "American Canadian Mexican Brazilian Argentine Argentinian Chilean Colombian Peruvian Venezuelan Cuban "
+    "British English Scottish Scots Welsh Irish French German Dutch Belgian Swiss Austrian Italian Spanish "
+    "Portuguese Greek Turkish Polish Czech Slovak Hungarian Romanian Bulgarian Serbian Croatian Bosnian "
+    "Slovenian Albanian Ukrainian Russian Belarusian Lithuanian Latvian Estonian Finnish Swedish Norwegian "
+    "Danish Icelandic Georgian Armenian Azerbaijani Kazakh Uzbek Kyrgyz Afghan Iranian Iraqi Syrian Lebanese "
+    "Israeli Palestinian Jordanian Saudi Yemeni Egyptian Libyan Tunisian Algerian Moroccan Nigerian Ghanaian "
+    "Kenyan Ethiopian Somali Sudanese Ugandan Tanzanian Zimbabwean African Indian Pakistani Bangladeshi "
+    "Nepali Chinese Japanese Korean Vietnamese Thai Malaysian Indonesian Filipino Australian European Asian "
+    "Arab Western Eastern Northern Southern Soviet Nordic Baltic Hispanic US UK EU UN").split()
+NATIONALITY = re.compile(rf"^(?:{'|'.join(NATIONALITIES)})(?:-[A-Z][a-z]+)?$")
 ORG_WORDS = frozenset(
     "News Council Group Party Foundation Parliament Court Bank Media Republic Union Championships Grand Prix "
     "Commission Exchange Securities University Office Government Ministry Department Corporation Corp Inc Ltd Plc "
@@ -266,7 +274,8 @@ def _name_spans(sentence: str) -> list[tuple[int, int, str]]:
     for words in runs:
         titled = False
         while words and (words[0][2] in STOP_CAPS or words[0][2].rstrip("’'s") in TITLES or
-                         (NATIONALITY.match(words[0][2]) and len(words) > 1)):
+                         (NATIONALITY.match(words[0][2]) and len(words) > 1 and
+                          words[-1][2] not in ("Republic", "Kingdom", "Federation", "Union", "Emirates", "States"))):
             titled = titled or words[0][2] in TITLES
             words = words[1:]
         while words and words[-1][2].lower() in ("of", "the", "de", "da", "van", "von", "der", "al", "bin"):
@@ -389,7 +398,8 @@ def typed_spans(sentence: str, kind: str | None, question: str) -> list[TypedSpa
                 for m in re.finditer(r"[\w’'-]+", sentence)]
     anchors = [i for i, (_, s) in enumerate(word_pos) if s and s in q_loose]
     out = []
-    person_starts = {a for a, _, f in _name_spans(sentence) if f == "person"} if kind in ("who", "person") else set()
+    subject_ok = ("person",) if kind in ("who", "person") else ()
+    person_starts = {a for a, _, f in _name_spans(sentence) if f in subject_ok}
     for start, end, fit in _kind_spans(sentence, kind):
         text = sentence[start:end]
         stems = _stems(text)
@@ -422,9 +432,18 @@ def has_type(sentence: str, kind: str | None, question: str) -> float:
 
 
 def short_answer(question: str, sentence: str) -> tuple[int, int] | None:
-    """Offsets (relative to ``sentence``) of the short answer to a typed question, or None."""
-    spans = typed_spans(sentence, answer_type(question), question)
-    return (spans[0].start, spans[0].end) if spans and spans[0].fit >= 0.5 else None
+    """Offsets (relative to ``sentence``) of the short answer, or None. A typed question gets its best span of
+    the kind; a "what/which <noun>" question of no known kind ("What government position ...?") gets a
+    proper name close to the question's words in the sentence, if there is one."""
+    kind = answer_type(question)
+    if kind is not None:
+        spans = typed_spans(sentence, kind, question)
+        return (spans[0].start, spans[0].end) if spans and spans[0].fit >= 0.5 else None
+    if not _KIND_NOUN.search(question) or not re.match(r"\W*(?:(?:in|on|at|for|by|of|from|to|with)\s+)?(?:what|which)\b",
+                                                       question, re.I):
+        return None
+    spans = typed_spans(sentence, "name", question)
+    return (spans[0].start, spans[0].end) if spans and spans[0].score >= 0.6 else None
 
 
 # ------------------------------------------------------------------ candidates and scoring
@@ -741,6 +760,13 @@ def _antonym_flip(question: str, sentence: str) -> bool:
             if has(a, q_low) and not has(b, q_low) and has(b, s_low) and not has(a, s_low):
                 return True
     return False
+
+
+def question_names(question: str) -> list[str]:
+    """Capitalised words of the question (not its first word), as :func:`missing_entities` reads them."""
+    words = re.findall(r"(?<!^)(?<![.?!]\s)\b([A-Z][A-Za-z]{1,}|[A-Z]{2,})\b", question.strip())
+    skip = QUESTION_WORDS | _WH | {"i", "not"}
+    return [w for w in dict.fromkeys(words) if w.lower() not in skip]
 
 
 def missing_entities(question: str, context: str) -> list[str]:

@@ -1,4 +1,4 @@
-"""Answer backends side by side: extractive vs the packaged GGUF models.
+"""Answer backends side by side: extractive vs the packaged GGUF models (Qwen2.5-Coder-1.5B, SmolLM2).
 
 Two sets:
 
@@ -10,13 +10,15 @@ Two sets:
   row; ``--corpus-rows`` adds distractors), each row's question is asked, and
   an answer counts when it contains ``right_answer`` (case-insensitive).
 
-For each backend: share correct, abstention on unanswerable questions, share
-of generated sentences kept after quote verification, how often the answer
-fell back to extractive (unverifiable / model said NOT IN DOCUMENTS), p50
-answer latency, generation tokens/s. Writes ``bench/out/llm_compare.json``
-and a Markdown table ``bench/out/llm_compare.md``.
+For each backend: share correct, abstention on unanswerable questions, false
+premises caught, claims generated and kept after the checks, quotes that failed the
+Assistant's final verbatim gate (must be 0), how often the answer fell back to
+extractive (no claim verified) or was the model's own abstention, latency p50/p95,
+prompt tokens per answer, generation tokens/s. ``--questions`` limits each set to its
+first N questions (the seed set is shuffled by kind first so every kind is sampled).
+Writes ``bench/out/llm_compare.json`` and a Markdown table ``bench/out/llm_compare.md``.
 
-    .venv/bin/python bench/llm_compare.py [--halueval 50] [--backends extractive,gguf:smollm2,gguf:gemma-270m]
+    .venv/bin/python bench/llm_compare.py [--halueval 50] [--backends extractive,qwen2.5-coder-1.5b,smollm2]
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from rag.ingest import Indexer
 from rag.store import Store
 
 OUT = ROOT / "bench" / "out"
-DEFAULT_BACKENDS = "extractive,gguf:smollm2,gguf:gemma-270m"
+DEFAULT_BACKENDS = "extractive,qwen2.5-coder-1.5b,smollm2"
 
 
 def seed_rows() -> list[dict]:
@@ -49,18 +51,41 @@ def seed_rows() -> list[dict]:
 
 
 def seed_correct(row: dict, answer) -> bool:
-    kind, text = row["kind"], answer.answer.lower()
+    """Unanswerable: abstained. Answerable: an expected phrase in the answer or in a quote it cites (a
+    model's claim paraphrases; the quote shows it found the right sentence). False premise: flagged by the
+    extractive engine, or answered (not abstained) citing the sentence that contradicts it."""
+    kind = row["kind"]
+    text = " ".join([answer.answer] + [c.quote for c in answer.citations if c.role != "related"]).lower()
     if kind == "unanswerable":
         return answer.abstained
     if kind == "false_premise":
-        return answer.status == "premise_contradicted" or answer.answer.startswith("No.")
+        return (answer.status == "premise_contradicted" or answer.answer.startswith("No.")
+                or (not answer.abstained and any(e.lower() in text for e in row["expected"])))
     return (not answer.abstained) and any(e.lower() in text for e in row["expected"])
+
+
+def count_gate_failures(assistant: Assistant) -> list[int]:
+    """Wrap the Assistant's final check so citations it rejects (not verbatim) are counted."""
+    from rag.quotes import verify
+
+    failures = [0]
+    gate = assistant._checked  # noqa: SLF001
+
+    def counted(answer):
+        _, bad = verify(answer.citations, lambda doc_id: assistant.store.document(doc_id).text)
+        failures[0] += len(bad)
+        return gate(answer)
+
+    assistant._checked = counted  # noqa: SLF001
+    return failures
 
 
 def run(assistant: Assistant, items: list[dict], judge) -> dict:
     """Ask every item; return per-item records."""
     records = []
+    failures = count_gate_failures(assistant)
     for item in items:
+        before = failures[0]
         t0 = time.perf_counter()
         error = None
         try:
@@ -77,6 +102,7 @@ def run(assistant: Assistant, items: list[dict], judge) -> dict:
             "answer": answer.answer if answer is not None else None,
             "sentences": trace.sentences if trace else 0, "kept": trace.kept if trace else 0,
             "tokens": trace.tokens if trace else 0, "gen_s": trace.seconds if trace else 0.0,
+            "prompt_tokens": trace.prompt_tokens if trace else 0, "not_verbatim": failures[0] - before,
             "raw": trace.raw if trace else None,
         })
     return records
@@ -96,11 +122,15 @@ def summarize(backend: str, dataset: str, records: list[dict]) -> dict:
         "correct_answerable": share(answerable, "correct"),
         "abstain_unanswerable": share(unanswerable, "abstained") if unanswerable else "",
         "false_premise_ok": share(premise, "correct") if premise else "",
-        "kept_sentences": round(sum(r["kept"] for r in records) / sentences, 3) if sentences else "",
+        "claims": f"{sum(r['kept'] for r in records)}/{sentences}" if sentences else "",
+        "kept_claims": round(sum(r["kept"] for r in records) / sentences, 3) if sentences else "",
+        "not_verbatim": sum(r["not_verbatim"] for r in records),
+        "prompt_tokens_p50": round(statistics.median(r["prompt_tokens"] for r in records)) if records else "",
         "fallback": round(sum(r["note"] in (NOTE_UNVERIFIED, NOTE_ABSTAINED) for r in records) / len(records), 3),
         "model_abstained": round(sum(r["note"] == NOTE_ABSTAINED for r in records) / len(records), 3),
         "errors": sum(r["error"] is not None for r in records),
         "p50_ms": round(statistics.median(r["ms"] for r in records)),
+        "p95_ms": round(percentiles([r["ms"] for r in records])["p95"]) if len(records) > 1 else "",
         "tok_per_s": round(sum(r["tokens"] for r in records) / gen_s, 1) if gen_s else "",
     }
 
@@ -111,6 +141,7 @@ def main() -> None:
     ap.add_argument("--halueval", type=int, default=50, help="HaluEval QA questions (rows 0..N-1, N <= 5000)")
     ap.add_argument("--corpus-rows", default=None, help="index these HaluEval rows as the corpus (default 0:N)")
     ap.add_argument("--skip-seed", action="store_true")
+    ap.add_argument("--questions", type=int, default=0, help="ask only the first N questions of each set (0: all)")
     ap.add_argument("--max-tokens", type=int, default=160)
     ap.add_argument("--data-dir", type=Path, default=OUT / "llm_compare")
     args = ap.parse_args()
@@ -122,7 +153,14 @@ def main() -> None:
     if not args.skip_seed:
         seed_store = Store(Config(data_dir=args.data_dir / "seed", chroma_url=None, collection="seed"))
         Indexer(seed_store).ingest_paths([ROOT / "seeds"])
-        sets.append(("seed_dev", seed_store, seed_rows(), seed_correct))
+        rows = seed_rows()
+        if args.questions:  # interleave the kinds so a short run still samples each
+            by_kind: dict[str, list[dict]] = {}
+            for r in rows:
+                by_kind.setdefault(r["kind"], []).append(r)
+            rows = [r for group in zip(*by_kind.values()) for r in group] + \
+                [r for g in by_kind.values() for r in g[min(map(len, by_kind.values())):]]
+        sets.append(("seed_dev", seed_store, rows[: args.questions or None], seed_correct))
     if args.halueval:
         rows = list(halueval_qa(range(args.halueval)))
         a, b = (args.corpus_rows or f"0:{args.halueval}").split(":")
@@ -132,7 +170,7 @@ def main() -> None:
         store = build_halueval(corpus, args.data_dir / f"halueval-{corpus.start}-{corpus.stop}")
         items = [{"id": f"row{r['row']}", "kind": "halueval", "question": r["question"],
                   "gold": r["right_answer"]} for r in rows]
-        sets.append((f"halueval_qa[0:{args.halueval}]", store, items,
+        sets.append((f"halueval_qa[0:{args.halueval}]", store, items[: args.questions or None],
                      lambda item, ans: (not ans.abstained) and item["gold"].lower() in ans.answer.lower()))
 
     summary, details = [], {}
@@ -147,7 +185,8 @@ def main() -> None:
             details[f"{backend}|{name}"] = records
             print(table([row]), flush=True)
     columns = ["backend", "set", "n", "correct_answerable", "abstain_unanswerable", "false_premise_ok",
-               "kept_sentences", "fallback", "model_abstained", "errors", "p50_ms", "tok_per_s", "wall_s"]
+               "claims", "kept_claims", "not_verbatim", "fallback", "model_abstained", "errors", "p50_ms", "p95_ms",
+               "prompt_tokens_p50", "tok_per_s", "wall_s"]
     print()
     print(table(summary, columns))
     OUT.mkdir(parents=True, exist_ok=True)

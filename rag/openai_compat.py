@@ -65,6 +65,8 @@ class ChatCompletionRequest(BaseModel):
     stream: bool = False
     stream_options: StreamOptions | None = None
     top_k: int | None = Field(None, ge=1, le=50, description="Extension: passages to answer from")
+    mode: Literal["quick", "model"] | None = Field(
+        None, description="Extension (extra_body): quick = extractive, instant; model = the configured model")
 
 
 class ModelCard(BaseModel):
@@ -143,7 +145,7 @@ def router(assistant, call) -> APIRouter:
         created = int(time.time())
 
         if not req.stream:
-            answer: Answer = await call(assistant.ask, question, history, req.top_k)
+            answer: Answer = await call(assistant.ask, question, history, req.top_k, req.mode)
             cites = _citations(answer)
             grounded = answer.model_dump()
             return {
@@ -156,7 +158,7 @@ def router(assistant, call) -> APIRouter:
                 "citations": cites, "grounded_answer": grounded,
             }
 
-        stream = iter(assistant.stream(question, history, req.top_k))
+        stream = iter(assistant.stream(question, history, req.top_k, req.mode))
         end = object()
         first = await call(next, stream, end)  # a refused question is a 422, not a broken stream
         include_usage = bool(req.stream_options and req.stream_options.include_usage)

@@ -175,6 +175,8 @@ def test_long_history_is_accepted_and_trimmed(client):
     {"question": "When?", "history": [{"role": "wizard", "content": "hi"}]},
     {"question": "When?", "history": [{"role": "user"}]},
     {"question": "When?", "history": [{"role": "user", "content": 5}]},
+    {"question": "When?", "mode": "fast"},
+    {"question": "When?", "mode": "model"},  # no model is configured on this server
     [1, 2, 3],
     "just a string",
 ])
@@ -182,6 +184,13 @@ def test_ask_rejects_bad_input_with_422(client, body):
     r = client.post("/api/ask", json=body)
     assert r.status_code == 422, (body, r.status_code, r.text)
     assert isinstance(r.json()["detail"], str) and r.json()["detail"]
+
+
+def test_quick_mode_is_the_extractive_answer(client):
+    r = client.post("/api/ask", json={"question": "When was NATO's summit?", "mode": "quick"})
+    assert r.status_code == 200 and r.json()["backend"] == "extractive" and r.json()["citations"]
+    r = client.post("/api/ask", json={"question": "When?", "mode": "model"})
+    assert r.status_code == 422 and "needs an answer model" in r.json()["detail"]
 
 
 @pytest.mark.parametrize("raw", [b"{not json", b"", b"\xff\xfe\x00", b'{"question": "x"', b"null"])

@@ -75,15 +75,24 @@ def passage(text: str, start: int, end: int, context: int = CONTEXT_CHARS) -> tu
     return text[a:start], text[start:end], text[end:b], a > 0, b < len(text)
 
 
+def quote_html(c) -> str:
+    """The quote, escaped, with its short answer (``highlight``, if any) in bold."""
+    h = getattr(c, "highlight", None)
+    if h is None or not c.start <= h.start < h.end <= c.end or c.quote[h.start - c.start:h.end - c.start] != h.text:
+        return esc(c.quote)
+    a, b = h.start - c.start, h.end - c.start
+    return f"{esc(c.quote[:a])}<strong class='short-answer'>{esc(c.quote[a:b])}</strong>{esc(c.quote[b:])}"
+
+
 def card_html(citation, doc_text: str | None) -> str:
     """One citation card; the quote is shown only if it still is the document's text at its offsets."""
     c = citation
     if doc_text is not None and doc_text[c.start:c.end] == c.quote:
         before, quote, after, cut_a, cut_b = passage(doc_text, c.start, c.end)
-        body = (("…" if cut_a else "") + esc(before) + f"<mark>{esc(quote)}</mark>" + esc(after)
+        body = (("…" if cut_a else "") + esc(before) + f"<mark>{quote_html(c)}</mark>" + esc(after)
                 + ("…" if cut_b else ""))
     else:  # the document changed since: show the verified quote alone
-        body = f"<mark>{esc(c.quote)}</mark>"
+        body = f"<mark>{quote_html(c)}</mark>"
     role = ROLE_LABEL.get(c.role, "")
     role_html = f'<span class="cite-role">({esc(role)})</span>' if role else ""
     return (f'<div class="cite-card {esc(c.role)}" data-cite="{int(c.id)}">'
@@ -205,8 +214,12 @@ def build_blocks(assistant, *, read_only: bool = False, max_upload_bytes: int = 
                     if isinstance(item, Answer):
                         final = item
                         break
-                    text += f"{item.text} " if isinstance(item, ClaimEvent) else item
-                    history[-1] = {"role": "assistant", "content": esc(text) + " ▍"}
+                    if isinstance(item, ClaimEvent):  # a verified claim: show it with its quote at once
+                        text += (f"{esc(item.text)}<div class='cite-passage streamed-quote'>“{esc(item.citation.quote)}”"
+                                 f" — {esc(item.citation.title)}</div>")
+                    else:
+                        text += esc(item)
+                    history[-1] = {"role": "assistant", "content": text + " ▍"}
                     yield history, plain, "", gr.skip()
             except (BadRequest, BackendUnavailable) as exc:  # bad question, or the model is down
                 history[-1] = {"role": "assistant", "content": f"⚠️ {esc(exc)}"}

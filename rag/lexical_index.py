@@ -56,8 +56,8 @@ K1, B = 1.2, 0.75
 SYNC_SLACK = float(os.environ.get("RAG_SYNC_SLACK", "15"))  # seconds re-read behind the watermark
 TOMBSTONE_TTL = 7 * 24 * 3600.0  # tombstones older than this are purged (rag/store.py collect_garbage)
 DOC_BATCH = 64  # documents whose chunks are fetched from Chroma in one request
-CANDIDATES = 4  # FTS5 proposes CANDIDATES * n (at least MIN_CANDIDATES) rows; exact BM25 picks n
-MIN_CANDIDATES = 100
+CANDIDATES = 3  # FTS5 proposes CANDIDATES * n (at least MIN_CANDIDATES) rows; exact BM25 picks n
+MIN_CANDIDATES = 60
 
 
 def bm25_idf(n: int, df: int) -> float:
@@ -256,15 +256,18 @@ class LexicalIndex:
         if not terms or n <= 0:
             return []
         conn = self._conn()
-        match = " OR ".join(f'"{t}"' for t in terms)
         depth = max(CANDIDATES * n, MIN_CANDIDATES)
-        rows = conn.execute(
-            "SELECT c.id, c.length, c.tokens FROM "
-            "(SELECT rowid FROM fts WHERE fts MATCH ? ORDER BY bm25(fts) LIMIT ?) AS hit "
-            "JOIN chunks AS c ON c.id = hit.rowid", (match, depth)).fetchall()
-        scored = [(row[0], s) for row, s in self._exact(conn, terms, rows) if s > 0]
-        scored.sort(key=lambda rs: (-rs[1], rs[0]))
-        best = scored[:n]
+        total, df = self._n_df(terms)
+        # Terms in more than half the chunks have idf <= 0 in FTS5's bm25 (it clamps them to ~0), so
+        # they do not order its candidates, yet walking their postings is most of the query's cost.
+        # Match on the other terms; a chunk holding only common terms scores at most ``bound``, so
+        # the result is exact whenever the n-th best candidate beats that (else: match all terms).
+        rare = [t for t in terms if 0 < df[t] <= total / 2]
+        common = [t for t in terms if df[t] > total / 2]
+        bound = sum(bm25_idf(total, df[t]) * (K1 + 1) for t in common)
+        best = self._best(conn, rare, terms, n, depth) if rare and common else None
+        if best is None or len(best) < n or best[-1][1] <= bound:
+            best = self._best(conn, terms, terms, n, depth)
         if not best:
             return []
         got = {r[0]: r[1:] for r in conn.execute(
@@ -272,6 +275,17 @@ class LexicalIndex:
             [rowid for rowid, _ in best])}
         return [(got[rowid][0], got[rowid][1], json.loads(got[rowid][2]), float(s))
                 for rowid, s in best if rowid in got]
+
+    def _best(self, conn, match_terms, terms, n, depth) -> list[tuple[int, float]]:
+        """(rowid, exact score) of the best ``n`` among FTS5's top ``depth`` for ``match_terms``."""
+        match = " OR ".join(f'"{t}"' for t in match_terms)
+        rows = conn.execute(
+            "SELECT c.id, c.length, c.tokens FROM "
+            "(SELECT rowid FROM fts WHERE fts MATCH ? ORDER BY bm25(fts) LIMIT ?) AS hit "
+            "JOIN chunks AS c ON c.id = hit.rowid", (match, depth)).fetchall()
+        scored = [(row[0], s) for row, s in self._exact(conn, terms, rows) if s > 0]
+        scored.sort(key=lambda rs: (-rs[1], rs[0]))
+        return scored[:n]
 
     def scores_for(self, query: str, chunk_ids: list[str]) -> dict[str, float]:
         """Exact BM25 scores of given chunks (0 for chunks not in the index)."""

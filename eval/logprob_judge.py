@@ -16,9 +16,12 @@ Where the logprobs come from:
 A backend that gives no logprobs (or whose top tokens hold neither yes nor no) is judged
 by the JSON-verdict ``LLMJudge`` instead, and the verdict says so.
 
-Evidence for a claim is the whole context when it is short (``max_words``), else its
-best sentences for the claim: the sentences sharing the most content words with it
-(idf-weighted), each with its neighbours, in document order, within ``max_words``.
+Evidence for a claim is the whole context when it is short enough (``max_words``, 600:
+about 800 tokens), else its best sentences for the claim: the sentences sharing the most
+content words with it (idf-weighted), each with its neighbours, in document order, within
+``max_words``. A whole context is the same prefix for every claim of its document, so
+llama.cpp evaluates it once (measured: the first claim pays for the document, the next
+ones for their own few tokens).
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ def yes_probability(top: dict[str, float]) -> float | None:
     return yes / (yes + no)
 
 
-def best_sentences(claim: str, context: str, max_words: int = 300, neighbours: int = 1) -> str:
+def best_sentences(claim: str, context: str, max_words: int = 600, neighbours: int = 1) -> str:
     """The context itself when short, else the sentences that best cover the claim, in order."""
     if len(context.split()) <= max_words:
         return context
@@ -109,7 +112,7 @@ class LogprobJudge:
 
     name = "llm-logprob"
 
-    def __init__(self, llm, threshold: float | None = None, max_words: int = 300, fallback: LLMJudge | None = None):
+    def __init__(self, llm, threshold: float | None = None, max_words: int = 600, fallback: LLMJudge | None = None):
         self.llm = llm
         self.threshold = load_threshold() if threshold is None else threshold
         self.max_words = max_words

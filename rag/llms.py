@@ -248,6 +248,19 @@ class LlamaCppLLM(CustomLLM):
                 params[key] = kwargs[key]
         return params
 
+    def _completion_params(self, kwargs: dict) -> dict:
+        """Plain completions take no response_format: its JSON schema becomes a grammar."""
+        params = self._params(kwargs)
+        fmt = params.pop("response_format", None)
+        if fmt and fmt.get("schema") and "grammar" not in params:
+            import json
+
+            from llama_cpp import LlamaGrammar
+
+            params["grammar"] = LlamaGrammar.from_json_schema(json.dumps(fmt["schema"]), verbose=False)
+        params.pop("top_logprobs", None)
+        return params
+
     @staticmethod
     def _dicts(messages: Sequence[ChatMessage]) -> list[dict]:
         return [{"role": m.role.value, "content": m.content or ""} for m in messages]
@@ -298,7 +311,7 @@ class LlamaCppLLM(CustomLLM):
     @llm_completion_callback()
     def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
         with self._lock:
-            raw = self.llama.create_completion(prompt=prompt, **self._params(kwargs))
+            raw = self.llama.create_completion(prompt=prompt, **self._completion_params(kwargs))
         return CompletionResponse(text=raw["choices"][0]["text"], raw=raw, additional_kwargs=self._usage(raw))
 
     @llm_completion_callback()
@@ -306,7 +319,8 @@ class LlamaCppLLM(CustomLLM):
         def gen() -> CompletionResponseGen:
             text, n = "", 0
             with self._lock:
-                for chunk in self.llama.create_completion(prompt=prompt, stream=True, **self._params(kwargs)):
+                for chunk in self.llama.create_completion(prompt=prompt, stream=True,
+                                                          **self._completion_params(kwargs)):
                     delta = chunk["choices"][0].get("text") or ""
                     if not delta:
                         continue

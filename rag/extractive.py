@@ -257,7 +257,8 @@ class TypedSpan:
     score: float
 
 
-def _name_spans(sentence: str) -> list[tuple[int, int, str]]:
+@lru_cache(maxsize=8192)
+def _name_spans(sentence: str) -> tuple[tuple[int, int, str], ...]:
     """Capitalised runs as (start, end, flavour); flavour is person, org, acronym or name.
     Sentence-initial function words, leading titles and nationality adjectives are trimmed off."""
     runs = []
@@ -311,7 +312,7 @@ def _name_spans(sentence: str) -> list[tuple[int, int, str]]:
         else:
             flavour = "name"
         out.append((start, end, flavour))
-    return out
+    return tuple(out)
 
 
 _FIT = {"person": {"person": 1.0, "name": 0.6, "org": 0.35, "acronym": 0.3},
@@ -364,6 +365,7 @@ def _kind_spans(sentence: str, kind: str) -> list[tuple[int, int, float]]:
     return spans
 
 
+@lru_cache(maxsize=65536)
 def _stem(token: str) -> str:
     """A light suffix stripper so "interviewed", "interview" and "interviews" meet."""
     for suffix in ("ations", "ation", "ings", "ing", "edly", "ed", "ly", "es", "e"):
@@ -372,6 +374,7 @@ def _stem(token: str) -> str:
     return token
 
 
+@lru_cache(maxsize=65536)
 def _loose_stem(token: str) -> str:
     """:func:`_stem` that also joins a country and its adjective ("Ukraine", "Ukrainian")."""
     for suffix in ("ians", "ian", "ia"):
@@ -380,8 +383,25 @@ def _loose_stem(token: str) -> str:
     return _stem(token)
 
 
-def _stems(text: str) -> list[str]:
-    return [_stem(t) for t in tokenize(text)]
+@lru_cache(maxsize=16384)
+def _stems(text: str) -> tuple[str, ...]:
+    return tuple(_stem(t) for t in tokenize(text))
+
+
+@lru_cache(maxsize=65536)
+def _word_stem(word: str) -> str:
+    """The loose stem of one word as written ("" for a stopword)."""
+    tokens = tokenize(word)
+    return _loose_stem(tokens[0]) if tokens else ""
+
+
+@lru_cache(maxsize=512)
+def _question_words(question: str) -> tuple[frozenset, frozenset, str, frozenset]:
+    """(stems, loose stems, lower-cased text, its names lower-cased) of a question, computed once."""
+    names = {question[a:b].lower() for a, b, _ in _name_spans(question)} | \
+            {m.group(0).lower() for m in NAME_RUN.finditer(question)}
+    return (frozenset(_stems(question)), frozenset(_loose_stem(t) for t in tokenize(question)), question.lower(),
+            frozenset(names))
 
 
 def typed_spans(sentence: str, kind: str | None, question: str) -> list[TypedSpan]:
@@ -389,13 +409,8 @@ def typed_spans(sentence: str, kind: str | None, question: str) -> list[TypedSpa
     ``fit`` by the span's distance (in words) from the nearest question word found in the sentence."""
     if kind is None:
         return []
-    q_stems = set(_stems(question))
-    q_loose = {_loose_stem(t) for t in tokenize(question)}
-    q_low = question.lower()
-    q_names = {question[a:b].lower() for a, b, _ in _name_spans(question)} | \
-              {m.group(0).lower() for m in NAME_RUN.finditer(question)}
-    word_pos = [(m.start(), _loose_stem(tokenize(m.group(0))[0]) if tokenize(m.group(0)) else "")
-                for m in re.finditer(r"[\w’'-]+", sentence)]
+    q_stems, q_loose, q_low, q_names = _question_words(question)
+    word_pos = [(m.start(), _word_stem(m.group(0))) for m in re.finditer(r"[\w’'-]+", sentence)]
     anchors = [i for i, (_, s) in enumerate(word_pos) if s and s in q_loose]
     out = []
     subject_ok = ("person",) if kind in ("who", "person") else ()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -73,7 +74,24 @@ def bbc(n: int, data_dir: Path | None) -> None:
             table_rows.append({"what": f"ask, BBC {len(docs)} articles, {name}: {k}", **percentiles(t[k])})
         share = sum(t["rank"]) / max(sum(t["total"]), 1e-9)
         table_rows.append({"what": f"  ranking share of ask time ({name})", "p50": round(share, 3)})
+    table_rows.append({"what": "baseline, same run: the bare embedder on 8 of these sentences (ms)",
+                       **percentiles(embedder_baseline(assistant, rows))})
+    table_rows.append({"what": "load average (1 min) at the end", "p50": round(os.getloadavg()[0], 2)})
     print(table(table_rows))
+
+
+def embedder_baseline(assistant: Assistant, rows: list[dict], n: int = 15) -> list[float]:
+    """Wall ms of embed_texts on 8 dev-set support sentences (what a first ask embeds), ``n`` times, each time
+    made new so that no cache answers: the machine's speed at this moment, to read the figures above against."""
+    from rag.embeddings import embed_texts
+
+    sentences = [r["support"] for r in rows if r.get("support")][:8]
+    out = []
+    for i in range(n):
+        t = time.perf_counter()
+        embed_texts([f"{s} ({i})" for s in sentences])
+        out.append((time.perf_counter() - t) * 1000)
+    return out
 
 
 def main():

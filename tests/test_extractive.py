@@ -77,3 +77,29 @@ def test_short_answer_metric():
     assert short_answer(whole) == "In an interview with Sky News, he said so."
     assert 0 < short_answer_f1(whole, "Sky News") < 1
     assert short_answer_f1({**answer, "abstained": True}, "Sky News") == 0.0
+
+
+def test_a_learned_scorer_plugs_in_behind_the_scorer_interface():
+    from rag.extractive import Candidate, CrossEncoderScorer, FeatureScorer, SentenceEmbeddings, choose
+
+    class Stub:  # stands in for rag.cross_encoder.sentence_scorer(): P(answer) per (question, sentence pair)
+        threshold = 0.5
+
+        def predict(self, pairs):
+            return np.array([0.9 if "Sky News" in b else 0.1 for _, b in pairs], dtype=np.float32)
+
+    class Vectors(SentenceEmbeddings):
+        def get(self, cands):
+            return np.ones((len(cands), 3), dtype=np.float32) / np.sqrt(3)
+
+    features = FeatureScorer(lambda q: np.ones(3, dtype=np.float32) / np.sqrt(3), lambda: {}, Vectors())
+    scorer = CrossEncoderScorer(Stub(), features, threshold=0.5)
+    texts = ["Zelenskyy spoke about NATO.", "In an interview with Sky News, Zelenskyy spoke.", "Putin objects."]
+    cands = [Candidate("d", "h", "s", "t", i * 50, i * 50 + len(x), x, 0, features={"rank": 1.0}, context="")
+             for i, x in enumerate(texts)]
+    ranked = scorer.rank("Who interviewed Zelenskyy?", cands)
+    assert "Sky News" in ranked[0].text and ranked[0].prob == pytest.approx(0.9)
+    assert scorer.answerable("Who interviewed Zelenskyy?", ranked) == pytest.approx(0.9)
+    assert choose(ranked, scorer=scorer, question="Who interviewed Zelenskyy?")[0] is ranked[0]
+    low = CrossEncoderScorer(Stub(), features, threshold=0.95)
+    assert choose(low.rank("Who interviewed Zelenskyy?", cands), scorer=low, question="Who interviewed Zelenskyy?") == []

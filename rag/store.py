@@ -43,6 +43,14 @@ import numpy as np
 from .config import Config
 
 WRITE_BATCH = 1024
+RECORD_BATCH = 64  # records committed (and stamped) per request
+
+
+def _clean(meta: dict) -> dict:
+    """Chunk metadata as callers know it (without Chroma's sparse vector, when one is stored)."""
+    if "bm25_sparse" in meta:
+        meta = {k: v for k, v in meta.items() if k != "bm25_sparse"}
+    return meta
 
 
 @dataclass
@@ -181,7 +189,7 @@ class Store:
         got = self.chunks.get(where=where, include=["documents", "metadatas"])
         for i, t, m in zip(got["ids"], got["documents"], got["metadatas"]):
             if want.get(m["doc_id"]) == m["doc_hash"]:
-                out[m["doc_id"]].append((i, t, m))
+                out[m["doc_id"]].append((i, t, _clean(m)))
         for chunks in out.values():
             chunks.sort(key=lambda c: int(c[2].get("chunk_index", 0)))
         return out
@@ -236,7 +244,7 @@ class Store:
             got = self.chunks.query(query_embeddings=[embedding], n_results=want,
                                     include=["documents", "metadatas", "distances"])
             visible = self._committed([(m["doc_id"], m["doc_hash"]) for m in got["metadatas"][0]])
-            hits = [ChunkHit(i, t, m, 1.0 - float(d)) for i, t, m, d in
+            hits = [ChunkHit(i, t, _clean(m), 1.0 - float(d)) for i, t, m, d in
                     zip(got["ids"][0], got["documents"][0], got["metadatas"][0], got["distances"][0])
                     if (m["doc_id"], m["doc_hash"]) in visible]
             if len(hits) >= n or want >= total:
@@ -322,17 +330,20 @@ class Store:
             self.chunks.upsert(ids=[n.id_ for n in part], documents=[n.text for n in part],
                                metadatas=metadatas,
                                embeddings=vectors[start : start + len(part)])
-        ids, texts, means, metas = [], [], [], []
-        committed_at = time.time()  # the commit point's clock: replicas read records newer than theirs
-        for doc, ns, v in items:
-            meta = doc.metadata
-            mean = v.mean(axis=0) if len(v) else np.zeros(384)
-            means.append(mean / max(float(np.linalg.norm(mean)), 1e-12))
-            ids.append(meta["doc_id"])
-            texts.append(doc.text)
-            metas.append({"source": meta["source"], "title": meta["title"], "doc_hash": meta["doc_hash"],
-                          "n_chunks": len(ns), "committed_at": committed_at})
-        if ids:
+        for start in range(0, len(items), RECORD_BATCH):
+            ids, texts, means, metas = [], [], [], []
+            # the commit point's clock, stamped right before the records become visible (replicas
+            # read records stamped after their watermark minus a slack; small batches keep the
+            # stamp-to-visible delay well inside it)
+            committed_at = time.time()
+            for doc, ns, v in items[start : start + RECORD_BATCH]:
+                meta = doc.metadata
+                mean = v.mean(axis=0) if len(v) else np.zeros(384)
+                means.append(mean / max(float(np.linalg.norm(mean)), 1e-12))
+                ids.append(meta["doc_id"])
+                texts.append(doc.text)
+                metas.append({"source": meta["source"], "title": meta["title"], "doc_hash": meta["doc_hash"],
+                              "n_chunks": len(ns), "committed_at": committed_at})
             self.docs.upsert(ids=ids, documents=texts, embeddings=np.vstack(means), metadatas=metas)
         for doc, _, _ in items:
             if doc.metadata["doc_id"] in replaces:

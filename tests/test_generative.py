@@ -67,6 +67,7 @@ def with_model(assistant, text: str) -> Assistant:
     """The assistant answering with a canned 'model' output (through the real Generator)."""
     llm = CannedLLM(text=text, prompts=[])
     assistant.generator = Generator(assistant.config, llm=llm, spec=parse_spec("openai:canned"))
+    assistant.generator.support = None  # these tests are about the checks of our own; the judge has its own
     return assistant
 
 

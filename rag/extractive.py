@@ -724,11 +724,13 @@ class CrossEncoderScorer:
 
 def make_scorer(features: FeatureScorer, kind: str | None = None) -> Scorer:
     """The sentence scorer to use: ``kind`` (or env ``RAG_SENTENCE_SCORER``) ``features`` or
-    ``cross-encoder``; by default the cross-encoder when its weights are shipped in ``rag/data``."""
+    ``cross-encoder``. By default the feature scorer, unless ``rag/data/abstention.json`` says the
+    cross-encoder (its weights shipped in ``rag/data``) measured better (``cross_encoder.default``): the
+    first shipped weights did not (seed dev set: 2/21 answered against 19/21)."""
     import os
 
     kind = kind or os.environ.get("RAG_SENTENCE_SCORER") or "auto"
-    if kind == "features":
+    if kind == "features" or (kind == "auto" and not features.model.get("cross_encoder", {}).get("default")):
         return features
     try:
         from . import cross_encoder

@@ -693,23 +693,25 @@ class CrossEncoderScorer:
     name = "cross-encoder"
 
     def __init__(self, encoder, features: FeatureScorer, threshold: float | None = None, shortlist: int = 24,
-                 typed_weight: float = 0.0):
+                 typed_weight: float = 0.0, abstain_by: str = "learned", mix: float = 1.0):
         from .cross_encoder import sentence_pair
 
         self.encoder, self.features, self.shortlist = encoder, features, shortlist
         self._pair = sentence_pair
         self.threshold = float(threshold if threshold is not None else encoder.threshold)
         self.typed_weight = typed_weight
+        self.abstain_by, self.mix = abstain_by, mix  # abstain by "learned" or "features"; prob = mix of both
 
     def rank(self, question: str, cands: list[Candidate]) -> list[Candidate]:
         ranked = self.features.rank(question, cands)
+        self._feature_answerable = self.features.answerable(question, ranked)
         head, tail = ranked[: self.shortlist], ranked[self.shortlist:]
         probs = self.encoder.predict([(question, self._pair(c.text, c.context)) for c in head]) if head else []
         typed = answer_type(question) is not None
         for c, p in zip(head, probs):
             c.features["learned"] = float(p)
             factor = (1 - self.typed_weight) + self.typed_weight * c.features["typed"] if typed else 1.0
-            c.prob = float(p) * factor
+            c.prob = (self.mix * float(p) + (1 - self.mix) * c.prob) * factor
         for c in tail:
             c.features["learned"], c.prob = 0.0, 0.0
         return sorted(head, key=lambda c: -c.prob) + tail
@@ -717,6 +719,8 @@ class CrossEncoderScorer:
     def answerable(self, question: str, ranked: list[Candidate]) -> float:
         if not ranked:
             return 0.0
+        if self.abstain_by == "features":
+            return self._feature_answerable
         if answer_type(question) and ranked[0].features.get("typed_fit", 1.0) < TYPED_GATE:
             return 0.0
         return max(c.features.get("learned", 0.0) for c in ranked)
@@ -743,8 +747,10 @@ def make_scorer(features: FeatureScorer, kind: str | None = None) -> Scorer:
             raise
         return features
     calib = features.model.get("cross_encoder", {})
-    return CrossEncoderScorer(encoder, features, threshold=calib.get("threshold"),
-                              typed_weight=calib.get("typed_weight", 0.0))
+    abstain_by = os.environ.get("RAG_CE_ABSTAIN", calib.get("abstain_by", "learned"))
+    return CrossEncoderScorer(encoder, features, threshold=features.threshold if abstain_by == "features"
+                              else calib.get("threshold"), typed_weight=calib.get("typed_weight", 0.0),
+                              abstain_by=abstain_by, mix=float(os.environ.get("RAG_CE_MIX", calib.get("mix", 1.0))))
 
 
 # Words the answerer adds around quotes; they frame a quote and are not claims about the documents.

@@ -235,6 +235,10 @@ class Store:
     def chunk_count(self) -> int:
         return self.chunks.count()
 
+    def is_empty(self) -> bool:
+        """No committed document (one count, not a read of every record as ``documents()``)."""
+        return self.docs.count() == 0
+
     def _count(self, max_age: float = 1.0) -> int:
         """Chunk count for query sizing, re-read at most every ``max_age`` s (a round trip on a server)."""
         now = time.monotonic()

@@ -233,8 +233,10 @@ def test_real_store_records_carry_commit_times_and_deletes_leave_tombstones(conf
     from rag.store import Store
 
     store = Store(config)
+    assert store.is_empty()
     before = time.time()
     Indexer(store).ingest_paths([seed_copy])
+    assert not store.is_empty()
     (record,) = store.records_since(before - 1)
     assert record.committed_at >= before - 1
     assert LexicalIndex.for_store(store).path.is_file()  # ingest caught the lexical index up

@@ -84,10 +84,12 @@ def test_llm_judge_needs_a_model(tmp_path):
 
 def test_llm_judge_model_is_chosen_apart_from_the_answer_backend(tmp_path, monkeypatch):
     from eval.judges import LLMJudge
+    from eval.logprob_judge import LogprobJudge
     from eval.runner import make_judge
     from rag.config import Config
 
     monkeypatch.setenv("RAG_LLM_BASE_URL", "http://127.0.0.1:9/v1")  # never called here
     judge = make_judge("llm", Config(data_dir=tmp_path, llm="extractive"), "openai:judge-model")
-    assert isinstance(judge, LLMJudge) and judge.spec == "openai:judge-model"
+    assert isinstance(judge, LogprobJudge) and isinstance(judge.fallback, LLMJudge)  # JSON verdicts without logprobs
+    assert judge.spec == "openai:judge-model"
     assert make_judge("llm", Config(data_dir=tmp_path, llm="openai:answer-model")).spec == "openai:answer-model"

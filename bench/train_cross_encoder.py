@@ -651,8 +651,10 @@ def main() -> None:
         quantize(fp32, int8)
         torch_version = torch.__version__
         info_file.write_text(json.dumps({**info, "torch": torch_version}))
-    if args.held_limit:
-        data["held"] = data["held"][: args.held_limit]
+    if args.held_limit and args.task == "sentence":
+        data["held"] = data["held"][: args.held_limit]  # questions in row order (calibration half, test half)
+    elif args.held_limit:  # judge: a random sample keeps every kind of pair
+        data["held"] = random.Random(0).sample(data["held"], min(args.held_limit, len(data["held"])))
     meta_base = {"max_length": cfg["max_length"], "max_a": cfg["max_a"], "layers": cfg["layers"]}
     if args.task == "judge":
         meta_base["evidence_budget"] = cfg["evidence_budget"]

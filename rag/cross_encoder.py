@@ -20,7 +20,8 @@ Public API:
 * :func:`sentence_scorer` -- the question/sentence scorer (``sentence-minilm``);
   :func:`sentence_pair` builds its second text from a sentence and its context.
 * :func:`support_score` -- P(claim supported by evidence) from the judge
-  (``judge-minilm``); compare with :func:`support_threshold`.
+  (``judge-minilm``), 0.99 for a claim found verbatim in the evidence (:func:`verbatim_in`);
+  compare with :func:`support_threshold`.
 * :func:`evidence_window` -- the evidence sentences the judge reads for a claim.
 """
 
@@ -30,6 +31,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import threading
 from collections import Counter
 from functools import lru_cache
@@ -43,6 +45,7 @@ TOKENIZER_SHA256 = "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f41157
 CLS, SEP, PAD = 101, 102, 0
 
 SENTENCE_MODEL = "sentence-minilm"
+VERBATIM_SCORE = 0.99  # the support score of a claim found verbatim in its evidence
 JUDGE_MODEL = "judge-minilm"
 
 
@@ -251,6 +254,27 @@ def evidence_window(claim: str, evidence: str | list[str], budget: int = 160) ->
     return " ".join(sents[i] for i in sorted(chosen))
 
 
+_MARKER = re.compile(r"\s*\[\d+\]")
+_QUOTES = str.maketrans({"’": "'", "‘": "'", "“": '"', "”": '"', "–": "-", "—": "-"})
+
+
+def _normal(text: str) -> str:
+    text = _MARKER.sub("", text.translate(_QUOTES)).lower()
+    return " ".join(text.split()).strip(" .!?;:,\"'")
+
+
+def verbatim_in(claim: str, evidence: str | list[str]) -> bool:
+    """The claim (case, whitespace, quote marks, [n] markers and end punctuation aside) is a substring of
+    the evidence: supported by definition, whatever the model says. The model alone misjudges verbatim
+    copies (HaluEval's hallucinated summaries copy their article more closely than its faithful ones),
+    so this rule comes first. Claims of fewer than 4 words are left to the model."""
+    c = _normal(claim)
+    if len(c.split()) < 4:
+        return False
+    texts = [evidence] if isinstance(evidence, str) else list(evidence)
+    return any(c in _normal(t) for t in texts)
+
+
 def judge_model() -> CrossEncoder:
     """The faithfulness judge: ``predict([(claim, evidence_window(claim, evidence)), ...])``."""
     return load_model(JUDGE_MODEL)
@@ -265,7 +289,11 @@ def support_scores(pairs: list[tuple[str, str | list[str]]]) -> np.ndarray:
     """P(supported) for each ``(claim, evidence)`` pair."""
     model = judge_model()
     budget = int(model.meta.get("evidence_budget", 160))
-    return model.predict([(c, evidence_window(c, e, budget)) for c, e in pairs])
+    scores = model.predict([(c, evidence_window(c, e, budget)) for c, e in pairs])
+    for i, (c, e) in enumerate(pairs):
+        if verbatim_in(c, e):
+            scores[i] = max(scores[i], VERBATIM_SCORE)
+    return scores
 
 
 def support_score(claim: str, evidence: str | list[str]) -> float:

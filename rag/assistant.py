@@ -213,6 +213,11 @@ class Assistant:
             idf = getattr(lexical, "idf", None)
         return idf if idf is not None else {}
 
+    def sentence_ranking(self, question: str, nodes) -> list[Candidate]:
+        """The sentences of retrieved nodes, best first, as the extractive answer ranks them
+        (a model's evidence is chosen with the same ranking)."""
+        return self._sentence_scorer().rank(question, candidates(nodes))
+
     def _sentence_scorer(self):
         """The sentence scorer of the extractive answer (see ``rag.extractive.Scorer``), made once."""
         scorer = getattr(self, "_scorer", None)

@@ -3,9 +3,9 @@ neighbouring context, numbered one by one and grouped by document.
 
 A model on two CPU cores reads about 33 prompt tokens a second, so whole 200-wordpiece
 chunks (about 1,200 prompt tokens for six) cost some 40 s before the first word. Here the
-sentences of the retrieved chunks are ranked (question-sentence cosine plus the
-retrieval rank of their chunk), the best ``max_sentences`` are kept with the sentence
-before each as context, and the whole stays within ``max_words``.
+sentences of the retrieved chunks are ranked (by the extractive answerer's sentence
+scorer, the same ranking the quick answers use), the best ``max_sentences`` are kept with
+the sentence before each as context, and the whole stays within ``max_words``.
 
 Every kept sentence is a ``Quote`` with a number ``n`` (1-based) and exact document
 offsets. The model cites a sentence by its number (a JSON-schema ``enum`` of the numbers,
@@ -129,8 +129,12 @@ def _sentences(nodes, doc_texts: dict[str, str]) -> list[_Sentence]:
     return out
 
 
-def _rank(question_vec, sentences: list[_Sentence], embed) -> None:
+def _rank(question_vec, sentences: list[_Sentence], embed, scores: dict | None) -> None:
     if not sentences:
+        return
+    if scores is not None:  # the extractive answerer's ranking; sentences it did not score come last
+        for s in sentences:
+            s.score = scores.get((s.doc_id, s.start), -1.0 - s.chunk_rank)
         return
     vecs = np.asarray(embed(sentences), dtype=np.float32)  # objects with doc_hash, start, end, text
     sims = vecs @ np.asarray(question_vec, dtype=np.float32)
@@ -139,12 +143,15 @@ def _rank(question_vec, sentences: list[_Sentence], embed) -> None:
 
 
 def build(question_vec, nodes, doc_texts: dict[str, str], embed, max_sentences: int = 6, max_words: int = 260,
-          context: bool = True, lead: int = 0) -> Evidence:
+          context: bool = True, lead: int = 0, scores: dict | None = None) -> Evidence:
     """Evidence for one question from retrieved nodes (``doc_texts``: doc_id -> full text).
 
-    ``lead`` > 0 adds the first ``lead`` sentences of the top document (overview questions)."""
+    Sentences are ranked by ``scores`` ((doc_id, start) -> score, e.g. the extractive sentence
+    scorer's probabilities) when given, else by question-sentence cosine (``embed``) plus
+    the chunk's retrieval rank. ``lead`` > 0 adds the first ``lead`` sentences of the top
+    document (overview questions)."""
     sentences = _sentences(nodes, doc_texts)
-    _rank(question_vec, sentences, embed)
+    _rank(question_vec, sentences, embed, scores)
     by_doc: dict[str, list[_Sentence]] = {}
     for s in sorted(sentences, key=lambda s: (s.doc_id, s.start)):
         by_doc.setdefault(s.doc_id, []).append(s)

@@ -265,9 +265,13 @@ class Generator:
                 texts[meta["doc_id"]] = ""
         q_vec = assistant.embed_model.get_query_embedding(question)
         overview = is_overview(question)
+        scores = None
+        if not overview:  # rank sentences as the extractive answer does (typed fit, coverage, similarity)
+            ranked = assistant.sentence_ranking(question, nodes)
+            scores = {(c.doc_id, c.start): c.prob for c in ranked}
         return evidence_mod.build(q_vec, nodes, texts, assistant.sentence_vectors.get,
                                   max_sentences=8 if overview else 6, max_words=320 if overview else 240,
-                                  lead=5 if overview else 0)
+                                  lead=5 if overview else 0, scores=scores)
 
     def _format_kwargs(self, schema: dict) -> dict:
         if self.local:

@@ -209,6 +209,25 @@ def test_the_support_judge_drops_a_claim_its_quote_does_not_support(canned, assi
     assert "Putin" not in answer.answer and any("does not support" in d for d in answer.dropped_claims)
 
 
+SKY = ("In an interview with Sky News, Zelenskyy emphasized that NATO membership, or at least security guarantees "
+       "from member states, could create the conditions necessary to end the “hot stage” of the conflict.")
+
+
+def test_the_default_judge_checks_each_claim_against_its_own_quote(assistant):
+    """The Generator's own judge is rag eval's default one (the distilled cross-encoder with its cues)."""
+    llm = CannedLLM(text=claims((SKY, "Sky News interviewed Zelenskyy."),
+                                (SKY, "NATO membership could not end the conflict.")), prompts=[])
+    assistant.generator = Generator(assistant.config, llm=llm, spec=parse_spec("openai:canned"))
+    try:
+        assert assistant.generator.support is not None
+        a = assistant.ask("Which news outlet interviewed Zelenskyy?")
+    finally:
+        assistant.generator = None
+    check_invariant(assistant, a)
+    assert a.answer == "Sky News interviewed Zelenskyy. [1]"
+    assert any("could not end" in d and "does not support" in d for d in a.dropped_claims)
+
+
 def test_stream_yields_each_verified_claim_then_the_answer(canned, assistant):
     text = claims((UMBRELLA, "A ceasefire needs NATO protection."), ("Pigs fly over Kyiv daily.", "Pigs fly."))
     items = list(canned(text).stream(QUESTION))

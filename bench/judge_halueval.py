@@ -183,9 +183,14 @@ def main() -> None:
     ap.add_argument("--test", default="2500-4999", help="held-out rows (default 2500-4999)")
     ap.add_argument("--limit", type=int, default=None, help="only the first N rows")
     ap.add_argument("--tasks", default="summarization,qa,dialogue")
+    ap.add_argument("--cues", default=None, help="lexical cues that cap a claim (comma list; 'none'); default the judge's")
     args = ap.parse_args()
 
     judge = judges.default_judge()
+    if args.cues is not None:
+        judge.CUES = tuple(c for c in args.cues.split(",") if c and c != "none")
+        judge.cues = bool(judge.CUES)
+    print(f"lexical cues: {', '.join(judge.CUES) if judge.cues else 'none'}")
     threshold = judge.model["threshold"]
     print(f"judge: {judge.model['source']}, threshold {threshold:.3f} (calibrated on rows 2250-2499)")
     rows = parse_rows(args.test, args.limit)

@@ -15,8 +15,8 @@ short sentence in its own words plus the number of the sentence it rests on.
   to exact offsets).
 
 Each claim is then checked: it must cite a sentence of the evidence, its text must be a
-statement (not empty, not a question), and the support judge (``rag.support``, when its
-model is installed) must find the claim supported by the sentence it cites. A claim
+statement (not empty, not a question), and it must pass ``rag.support``: mostly words of
+its sentence (or the question), and no negation/antonym flip against it by the judge. A claim
 that fails is dropped into ``Answer.dropped_claims`` with the reason. An empty claim
 list is the model's abstention. When every claim is dropped, the extractive answer is
 returned with a ``note``. The Assistant's own final check
@@ -96,9 +96,10 @@ class ClaimChecker:
         if text.endswith("?"):
             return "it is a question, not a claim"
         if self.support is not None:
-            score = self.support(text, quote.text)
+            result = self.support(text, quote.text, self.question)
+            score, why = result if isinstance(result, tuple) else (result, None)
             if score < self.threshold:
-                return f"its quote does not support it (judge {score:.2f} < {self.threshold:.2f})"
+                return why or f"its quote does not support it (score {score:.2f} < {self.threshold:.2f})"
         return None
 
     def add(self, claim: dict) -> ClaimEvent | None:

@@ -202,7 +202,7 @@ def test_one_citation_per_quote_numbered_in_order(canned, assistant):
 
 def test_the_support_judge_drops_a_claim_its_quote_does_not_support(canned, assistant):
     a = canned(claims((UMBRELLA, "A ceasefire needs NATO protection."), (UMBRELLA, "Putin agreed to a ceasefire.")))
-    a.generator.support = lambda claim, quote: 0.1 if "Putin" in claim else 0.9
+    a.generator.support = lambda claim, quote, question="": 0.1 if "Putin" in claim else 0.9
     a.generator.support_threshold = 0.5
     answer = a.ask(QUESTION)
     check_invariant(assistant, answer)
@@ -225,7 +225,17 @@ def test_the_default_judge_checks_each_claim_against_its_own_quote(assistant):
         assistant.generator = None
     check_invariant(assistant, a)
     assert a.answer == "Sky News interviewed Zelenskyy. [1]"
-    assert any("could not end" in d and "does not support" in d for d in a.dropped_claims)
+    assert any("could not end" in d and "contradicts it" in d for d in a.dropped_claims)
+
+
+def test_a_claim_about_what_its_quote_does_not_say_is_dropped(assistant):
+    llm = CannedLLM(text=claims((SKY, "The boiling point of water at sea level is 100 degrees.")), prompts=[])
+    assistant.generator = Generator(assistant.config, llm=llm, spec=parse_spec("openai:canned"))
+    try:
+        a = assistant.ask("Which news outlet interviewed Zelenskyy?")
+    finally:
+        assistant.generator = None
+    assert "boiling" not in a.answer and any("does not" in d and "boiling" in d for d in a.dropped_claims)
 
 
 def test_stream_yields_each_verified_claim_then_the_answer(canned, assistant):

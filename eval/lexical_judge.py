@@ -11,8 +11,9 @@ Faithfulness judges: is a claim supported by the evidence it was drawn from?
 
 A judge reads one claim and its evidence and returns a :class:`Verdict`
 (supported or not, a probability-like score, the best-matching evidence
-sentence and the reasons). :func:`judge_output` splits a whole output into
-claims (its sentences) and combines their scores with :func:`aggregate`.
+sentence and the reasons). ``eval.judges.judge_output`` splits a whole output into
+claims (its sentences) and combines their scores (``eval.judges``; this module keeps only the
+features and :class:`OfflineJudge`).
 
 :class:`OfflineJudge` needs no model server. It aims to judge meaning, not
 vocabulary: a contradiction built from the document's own words should fail
@@ -84,14 +85,14 @@ import json
 import math
 import re
 from collections import OrderedDict
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, runtime_checkable
 
 import numpy as np
 
 from rag.lexical import STOPWORDS, tokenize
 from rag.sentences import clause_spans, sentence_spans
+
+from .judges import Verdict  # one Verdict for every judge
 
 CALIBRATION_PATH = Path(__file__).parent / "data" / "judge_calibration.json"
 FEATURES = ["dense", "novel_doc", "novel_count", "unexplained", "novel_local", "unlinked", "novel_names",
@@ -111,77 +112,6 @@ DEFAULT_MODEL = {
     "threshold": 0.5,
     "source": "hand-set defaults (no calibration file)",
 }
-
-
-@dataclass
-class Verdict:
-    """A judge's decision on one claim. ``score`` is probability-like: higher = supported."""
-
-    supported: bool
-    score: float
-    evidence: str = ""
-    reasons: list[str] = field(default_factory=list)
-    features: dict[str, float] = field(default_factory=dict)
-    claim: str = ""
-
-
-@runtime_checkable
-class Judge(Protocol):
-    name: str
-
-    def judge(self, claim: str, evidence: list[str] | str) -> Verdict: ...
-
-
-def split_claims(output: str) -> list[str]:
-    """The output's sentences; fragments without any content word are dropped."""
-    claims = [s.text(output) for s in sentence_spans(output)]
-    return [c for c in claims if tokenize(c)] or ([output.strip()] if output.strip() else [])
-
-
-def _logit(p: float) -> float:
-    p = min(max(p, 1e-9), 1 - 1e-9)
-    return math.log(p / (1 - p))
-
-
-# A claim showing one of these is a contradiction, not just unverified wording: it caps the output's score.
-HARD_CUES = ("negation", "antonym")
-
-
-def aggregate(scores: list[float], weights: list[float], min_weight: float = 1.0,
-              hard: list[bool] | None = None) -> float:
-    """Output score from claim scores: on the logit scale, ``min_weight`` x the weakest claim plus
-    (1 - ``min_weight``) x the mean weighted by claim size (content words); 1.0 = plain minimum.
-    Claims flagged in ``hard`` (a contradiction cue fired) cap the result at their own score, so one
-    contradicted sentence cannot hide among faithful ones."""
-    if not scores:
-        return 1.0
-    logits = [_logit(s) for s in scores]
-    if sum(weights) <= 0:
-        weights = [1.0] * len(scores)
-    mean = sum(lg * w for lg, w in zip(logits, weights)) / sum(weights)
-    out = _sigmoid(min_weight * min(logits) + (1 - min_weight) * mean)
-    capped = [s for s, h in zip(scores, hard or []) if h]
-    return min([out] + capped)
-
-
-def judge_output(context: str | list[str], output: str, judge: Judge | None = None) -> tuple[float, list[Verdict]]:
-    """Judge every claim (sentence) of ``output`` against ``context``.
-
-    Returns ``(score, verdicts)``. The score combines the claim scores with
-    :func:`aggregate` using the judge's calibrated ``min_weight`` (1.0, the
-    weakest claim, when the judge has none). Compare it with the judge's
-    threshold. An empty output scores 1.0.
-    """
-    judge = judge or default_judge()
-    verdicts = []
-    for claim in getattr(judge, "split", split_claims)(output):
-        v = judge.judge(claim, context)
-        v.claim = claim
-        verdicts.append(v)
-    model = getattr(judge, "model", {}) or {}
-    weights = [float(len(tokenize(v.claim))) for v in verdicts]
-    hard = [any(v.features.get(c, 0.0) > 0 for c in HARD_CUES) for v in verdicts]
-    return aggregate([v.score for v in verdicts], weights, model.get("min_weight", 1.0), hard), verdicts
 
 
 # --------------------------------------------------------------------------- text features
@@ -692,203 +622,3 @@ class OfflineJudge:
         s = self.score(feats)
         return Verdict(supported=s >= self.model["threshold"], score=s, evidence=best, reasons=reasons,
                        features=feats, claim=claim)
-
-
-LLM_PROMPT = """You check a claim against evidence. Use only the evidence, not what you know.
-
-Evidence:
-<<<
-{evidence}
->>>
-
-Claim: {claim}
-
-Is the claim fully supported by the evidence? A claim that adds facts the evidence lacks, or that changes a
-name, number, date or negation, is unsupported. Answer with JSON only, no other text:
-{{"verdict": "supported" or "unsupported", "quote": "the evidence sentence that supports the claim, copied
-exactly (empty if none)", "reason": "one short sentence"}}"""
-
-
-DECOMPOSE_PROMPT = """Split the text into short, self-contained factual claims. Keep the text's own words; replace
-pronouns with what they refer to. Answer with JSON only, no other text: {{"claims": ["...", "..."]}}
-
-Text: {output}"""
-
-RETRY_NOTE = "\n\nYour previous answer was not the JSON object asked for. Answer with the JSON object only."
-
-
-def _json_object(raw: str) -> dict | None:
-    """The first JSON object in a model's answer (code fences and chatter around it are ignored)."""
-    match = re.search(r"\{.*\}", raw, re.S)
-    if not match:
-        return None
-    try:
-        value = json.loads(match.group(0))
-    except json.JSONDecodeError:
-        return None
-    return value if isinstance(value, dict) else None
-
-
-class LLMJudge:
-    """A judge backed by a language model on any OpenAI-compatible server (or a local GGUF model).
-
-    ``llm`` is a llama-index LLM (anything with ``complete(prompt) -> obj.text``) or a plain
-    ``callable(prompt) -> str``. Against an OpenAI-compatible server the request asks for a JSON object
-    (``response_format``; llama.cpp's server enforces it with a grammar); an answer that still is not the
-    JSON asked for is asked again, up to ``attempts`` times, then fails closed. A "supported" verdict only
-    counts when the quote the model gives occurs in the evidence (whitespace and quote marks
-    normalised). The score is ``confidence`` for an accepted "supported", ``1 - confidence`` otherwise (no
-    logprobs are assumed). With ``decompose=True``, :meth:`split` asks the model to break an output into
-    atomic claims (RAGChecker-style), falling back to the sentences if it cannot.
-    """
-
-    name = "llm"
-
-    def __init__(self, llm, confidence: float = 0.9, max_evidence_chars: int = 12_000, attempts: int = 3,
-                 decompose: bool = False):
-        self.llm = llm
-        self.confidence = confidence
-        self.max_evidence_chars = max_evidence_chars
-        self.attempts = max(1, attempts)
-        self.decompose = decompose
-        self.model = {"threshold": 0.5, "min_weight": 1.0}
-        self.calls = 0
-        self._json_mode = hasattr(llm, "complete") and "openai" in type(llm).__module__.lower()
-
-    def _ask(self, prompt: str) -> str:
-        self.calls += 1
-        if not hasattr(self.llm, "complete"):
-            return str(self.llm(prompt))
-        if self._json_mode:
-            try:
-                return str(self.llm.complete(prompt, response_format={"type": "json_object"}).text)
-            except TypeError:
-                self._json_mode = False
-        return str(getattr(self.llm.complete(prompt), "text", ""))
-
-    def _ask_json(self, prompt: str, valid) -> tuple[dict | None, str]:
-        """Ask until ``valid(answer)`` holds (at most ``attempts`` times); (answer or None, last raw text).
-        Errors from the model call propagate."""
-        raw = ""
-        for attempt in range(self.attempts):
-            raw = self._ask(prompt if attempt == 0 else prompt + RETRY_NOTE)
-            answer = _json_object(raw)
-            if answer is not None and valid(answer):
-                return answer, raw
-        return None, raw
-
-    def split(self, output: str) -> list[str]:
-        """The output's claims: the model's decomposition when ``decompose`` is on, else its sentences."""
-        sentences = split_claims(output)
-        if not self.decompose or len(output.split()) < 8:
-            return sentences
-        try:
-            answer, _ = self._ask_json(DECOMPOSE_PROMPT.format(output=output), lambda a: isinstance(
-                a.get("claims"), list) and all(isinstance(c, str) for c in a["claims"]) and a["claims"])
-        except Exception:  # noqa: BLE001  (decomposition is an aid; the sentences still get judged)
-            return sentences
-        claims = [c.strip() for c in (answer or {}).get("claims", []) if c.strip()]
-        return claims or sentences
-
-    def judge(self, claim: str, evidence: list[str] | str) -> Verdict:
-        text = evidence if isinstance(evidence, str) else "\n\n".join(evidence)
-        prompt = LLM_PROMPT.format(evidence=text[: self.max_evidence_chars], claim=claim)
-        try:
-            answer, raw = self._ask_json(prompt, lambda a: str(a.get("verdict", "")).lower() in (
-                "supported", "unsupported"))
-        except Exception as exc:  # a judge that cannot answer must not pass the claim
-            return Verdict(False, 0.0, "", [f"model call failed: {type(exc).__name__}: {exc}"], claim=claim)
-        if answer is None:
-            return Verdict(False, 0.0, "", [f"unreadable model answer after {self.attempts} attempts: {raw[:200]!r}"],
-                           claim=claim)
-        quote = str(answer.get("quote") or "").strip()
-        reasons = [str(answer.get("reason") or "").strip()] if answer.get("reason") else []
-        said_supported = answer["verdict"].lower() == "supported"
-
-        def norm(t: str) -> str:
-            return re.sub(r"\s+", " ", t.replace("’", "'").replace("‘", "'").replace("“", '"').replace("”", '"'))
-
-        quoted_ok = bool(quote) and norm(quote).strip(" .") in norm(text)
-        if said_supported and not quoted_ok:
-            reasons.append("the model's supporting quote is not in the evidence" if quote else
-                           "the model gave no supporting quote")
-        supported = said_supported and quoted_ok
-        score = self.confidence if supported else 1 - self.confidence
-        return Verdict(supported, score, quote if quoted_ok else "", reasons, claim=claim)
-
-
-_DEFAULT: OfflineJudge | None = None
-
-
-def default_judge() -> OfflineJudge:
-    global _DEFAULT
-    if _DEFAULT is None:
-        _DEFAULT = OfflineJudge()
-    return _DEFAULT
-
-
-# --------------------------------------------------------------------------- fitting
-
-
-def fit_logistic(X: np.ndarray, y: np.ndarray, l2: float | np.ndarray = 1.0, iters: int = 50,
-                 sample_weight: np.ndarray | None = None, prior: np.ndarray | None = None,
-                 ) -> tuple[np.ndarray, float]:
-    """L2-regularised logistic regression by Newton's method on standardised features.
-
-    ``l2`` may be one value or one per feature; ``prior`` (original feature
-    scale, default 0) is the value each weight is shrunk towards, i.e. the
-    mean of a Gaussian prior. Returns (weights, bias) on the original scale.
-    """
-    X = np.asarray(X, float)
-    y = np.asarray(y, float)
-    d = X.shape[1]
-    sw = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, float)
-    mu, sd = X.mean(0), X.std(0)
-    sd[sd == 0] = 1.0
-    Z = np.hstack([(X - mu) / sd, np.ones((len(X), 1))])
-    reg = np.r_[np.broadcast_to(np.asarray(l2, float), (d,)), 0.0]
-    center = np.r_[np.zeros(d) if prior is None else np.asarray(prior, float) * sd, 0.0]
-    w = center.copy()
-    for _ in range(iters):
-        p = 1 / (1 + np.exp(-np.clip(Z @ w, -50, 50)))
-        g = Z.T @ (sw * (p - y)) + reg * (w - center)
-        H = (Z * (sw * p * (1 - p))[:, None]).T @ Z + np.diag(reg + 1e-9)
-        step = np.linalg.solve(H, g)
-        w -= step
-        if np.abs(step).max() < 1e-8:
-            break
-    weights = w[:-1] / sd
-    bias = w[-1] - float((w[:-1] * mu / sd).sum())
-    return weights, bias
-
-
-def fit_multi_instance(outputs: list[np.ndarray], labels: list[int], l2: float | np.ndarray = 1.0, rounds: int = 4,
-                       prior: np.ndarray | None = None, claim_weights: list[np.ndarray] | None = None,
-                       output_weights: list[float] | None = None) -> tuple[np.ndarray, float]:
-    """Fit a claim-level model when labels are per output (an output = its claims' feature rows).
-
-    A supported output has all claims supported; an unsupported one has at
-    least one unsupported claim. Round 0 labels every claim with its output's
-    label (each output weighing ``output_weights[i]`` (default 1) in all, split
-    over its claims by ``claim_weights``, default equally); each later round keeps, of each
-    unsupported output, only its weakest claim under the current model as the
-    negative (the minimum aggregation). ``rounds=0`` is the plain claim-level fit.
-    """
-    cw = claim_weights or [np.ones(len(o)) for o in outputs]
-    ow = output_weights or [1.0] * len(outputs)
-    cw = [o * np.asarray(c, float) / max(float(np.sum(c)), 1e-9) for c, o in zip(cw, ow)]
-    pos_idx = [i for i, lab in enumerate(labels) if lab == 1]
-    neg_idx = [i for i, lab in enumerate(labels) if lab == 0]
-    pos = np.vstack([outputs[i] for i in pos_idx])
-    pos_w = np.concatenate([cw[i] for i in pos_idx])
-    X = np.vstack([pos] + [outputs[i] for i in neg_idx])
-    y = np.r_[np.ones(len(pos)), np.zeros(len(X) - len(pos))]
-    sw = np.r_[pos_w, np.concatenate([cw[i] for i in neg_idx])]
-    w, b = fit_logistic(X, y, l2, sample_weight=sw, prior=prior)
-    for _ in range(rounds):
-        neg = np.vstack([outputs[i][np.argmin(outputs[i] @ w + b)] for i in neg_idx])
-        X = np.vstack([pos, neg])
-        y = np.r_[np.ones(len(pos)), np.zeros(len(neg))]
-        sw = np.r_[pos_w, np.array([ow[i] for i in neg_idx], float)]
-        w, b = fit_logistic(X, y, l2, sample_weight=sw, prior=prior)
-    return w, b

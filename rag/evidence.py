@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .extractive import Candidate
 from .quotes import locate
 from .sentences import sentence_spans
 
@@ -98,74 +99,36 @@ def _number(source) -> int | None:
     return None
 
 
-@dataclass
-class _Sentence:
-    doc_id: str
-    doc_hash: str
-    source: str
-    title: str
-    start: int
-    end: int
-    text: str
-    chunk_rank: int
-    score: float = 0.0
+def by_similarity(question_vec, cands: list[Candidate], embed) -> list[Candidate]:
+    """Candidates best first by question-sentence cosine plus their chunk's retrieval rank (``embed``:
+    vectors for candidates, e.g. ``SentenceEmbeddings.get``)."""
+    if not cands:
+        return []
+    sims = np.asarray(embed(cands), dtype=np.float32) @ np.asarray(question_vec, dtype=np.float32)
+    score = {id(c): float(sim) + 0.1 / (1 + c.chunk_rank) for c, sim in zip(cands, sims)}
+    return sorted(cands, key=lambda c: -score[id(c)])
 
 
-def _sentences(nodes, doc_texts: dict[str, str]) -> list[_Sentence]:
-    """Every sentence of the retrieved chunks once, in document coordinates."""
-    seen, out = set(), []
-    for rank, nws in enumerate(nodes):
-        meta = nws.node.metadata
-        doc = doc_texts.get(meta["doc_id"])
-        if not doc:
-            continue
-        for sp in sentence_spans(doc, int(meta["start"]), int(meta["end"])):
-            key = (meta["doc_id"], sp.start)
-            if key in seen:
-                continue
-            seen.add(key)
-            out.append(_Sentence(meta["doc_id"], meta["doc_hash"], meta["source"], str(meta.get("title") or ""),
-                                 sp.start, sp.end, doc[sp.start:sp.end], rank))
-    return out
-
-
-def _rank(question_vec, sentences: list[_Sentence], embed, scores: dict | None) -> None:
-    if not sentences:
-        return
-    if scores is not None:  # the extractive answerer's ranking; sentences it did not score come last
-        for s in sentences:
-            s.score = scores.get((s.doc_id, s.start), -1.0 - s.chunk_rank)
-        return
-    vecs = np.asarray(embed(sentences), dtype=np.float32)  # objects with doc_hash, start, end, text
-    sims = vecs @ np.asarray(question_vec, dtype=np.float32)
-    for s, sim in zip(sentences, sims):
-        s.score = float(sim) + 0.1 / (1 + s.chunk_rank)
-
-
-def build(question_vec, nodes, doc_texts: dict[str, str], embed, max_sentences: int = 6, max_words: int = 260,
-          context: bool = True, lead: int = 0, scores: dict | None = None) -> Evidence:
-    """Evidence for one question from retrieved nodes (``doc_texts``: doc_id -> full text).
-
-    Sentences are ranked by ``scores`` ((doc_id, start) -> score, e.g. the extractive sentence
-    scorer's probabilities) when given, else by question-sentence cosine (``embed``) plus
-    the chunk's retrieval rank. ``lead`` > 0 adds the first ``lead`` sentences of the top
-    document (overview questions)."""
-    sentences = _sentences(nodes, doc_texts)
-    _rank(question_vec, sentences, embed, scores)
-    by_doc: dict[str, list[_Sentence]] = {}
-    for s in sorted(sentences, key=lambda s: (s.doc_id, s.start)):
-        by_doc.setdefault(s.doc_id, []).append(s)
-    picked: dict[tuple[str, int], _Sentence] = {}
+def build(ranked: list[Candidate], nodes, doc_texts: dict[str, str], max_sentences: int = 6, max_words: int = 260,
+          context: bool = True, lead: int = 0) -> Evidence:
+    """Evidence from the sentences of retrieved ``nodes`` (``rag.extractive.candidates``), ``ranked``
+    best first (``doc_texts``: doc_id -> full text). ``lead`` > 0 adds the first ``lead`` sentences
+    of the top document (overview questions)."""
+    ranked = [c for c in ranked if doc_texts.get(c.doc_id)]  # a document gone since: nothing to quote
+    by_doc: dict[str, list[Candidate]] = {}
+    for c in sorted(ranked, key=lambda c: (c.doc_id, c.start)):
+        by_doc.setdefault(c.doc_id, []).append(c)
+    picked: dict[tuple[str, int], Candidate] = {}
     words = 0
 
-    def take(s: _Sentence) -> bool:
+    def take(c: Candidate) -> bool:
         nonlocal words
-        if (s.doc_id, s.start) in picked:
+        if (c.doc_id, c.start) in picked:
             return True
-        n = len(s.text.split())
+        n = len(c.text.split())
         if words + n > max_words and picked:
             return False
-        picked[(s.doc_id, s.start)] = s
+        picked[(c.doc_id, c.start)] = c
         words += n
         return True
 
@@ -173,18 +136,17 @@ def build(question_vec, nodes, doc_texts: dict[str, str], embed, max_sentences: 
         top = nodes[0].node.metadata
         doc = doc_texts.get(top["doc_id"], "")
         for sp in sentence_spans(doc)[:lead]:
-            take(_Sentence(top["doc_id"], top["doc_hash"], top["source"], str(top.get("title") or ""),
+            take(Candidate(top["doc_id"], top["doc_hash"], top["source"], str(top.get("title") or ""),
                            sp.start, sp.end, doc[sp.start:sp.end], 0))
-    for s in sorted(sentences, key=lambda s: -s.score)[:max_sentences]:
-        if context:
-            siblings = by_doc[s.doc_id]
-            i = siblings.index(s)
-            if i > 0 and siblings[i - 1].end <= s.start and words + len(siblings[i - 1].text.split()) + \
-                    len(s.text.split()) <= max_words:
-                take(siblings[i - 1])
-        if not take(s):
+    for c in ranked[:max_sentences]:
+        siblings = by_doc[c.doc_id]
+        i = next(j for j, x in enumerate(siblings) if x is c)
+        if context and i > 0 and siblings[i - 1].end <= c.start and \
+                words + len(siblings[i - 1].text.split()) + len(c.text.split()) <= max_words:
+            take(siblings[i - 1])
+        if not take(c):
             break
-    return assemble(sorted(picked.values(), key=lambda s: (_doc_order(nodes, s.doc_id), s.start)), doc_texts)
+    return assemble(sorted(picked.values(), key=lambda c: (_doc_order(nodes, c.doc_id), c.start)), doc_texts)
 
 
 def _doc_order(nodes, doc_id: str) -> int:
@@ -194,10 +156,10 @@ def _doc_order(nodes, doc_id: str) -> int:
     return len(nodes)
 
 
-def assemble(sentences: list[_Sentence], doc_texts: dict[str, str]) -> Evidence:
+def assemble(sentences: list[Candidate], doc_texts: dict[str, str]) -> Evidence:
     """Group sentences (sorted by document, then offset) into passages; number them 1..n."""
     passages: list[Passage] = []
-    members: list[list[_Sentence]] = []
+    members: list[list[Candidate]] = []
     for s in sentences:
         last = passages[-1] if passages else None
         doc = doc_texts[s.doc_id]

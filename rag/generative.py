@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Iterator
 
 from . import evidence as evidence_mod
-from .extractive import is_overview
+from .extractive import candidates, is_overview
 from .lexical import tokenize
 from .llms import BackendSpec, BackendUnavailable, LLMOptions, make_llm, parse_spec
 from .models import Answer, Citation, ClaimEvent, Highlight
@@ -264,15 +264,14 @@ class Generator:
                 texts[meta["doc_id"]] = assistant.store.document_text(meta["doc_id"], meta["doc_hash"])
             except Exception:  # noqa: BLE001  (document gone or changed: its quotes cannot be checked)
                 texts[meta["doc_id"]] = ""
-        q_vec = assistant.embed_model.get_query_embedding(question)
         overview = is_overview(question)
-        scores = None
-        if not overview:  # rank sentences as the extractive answer does (typed fit, coverage, similarity)
+        if overview:  # the sentences nearest the question, after the lead
+            q_vec = assistant.embed_model.get_query_embedding(question)
+            ranked = evidence_mod.by_similarity(q_vec, candidates(nodes), assistant.sentence_vectors.get)
+        else:  # ranked as the extractive answer ranks them (typed fit, coverage, similarity)
             ranked = assistant.sentence_ranking(question, nodes)
-            scores = {(c.doc_id, c.start): c.prob for c in ranked}
-        return evidence_mod.build(q_vec, nodes, texts, assistant.sentence_vectors.get,
-                                  max_sentences=8 if overview else 6, max_words=320 if overview else 240,
-                                  lead=5 if overview else 0, scores=scores)
+        return evidence_mod.build(ranked, nodes, texts, max_sentences=8 if overview else 6,
+                                  max_words=320 if overview else 240, lead=5 if overview else 0)
 
     def _format_kwargs(self, schema: dict) -> dict:
         if self.local:

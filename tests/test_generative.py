@@ -297,8 +297,7 @@ def test_evidence_is_compact_and_every_quote_is_document_text(assistant):
 
     nodes = assistant.retrieve(QUESTION, 6)
     texts = {n.node.metadata["doc_id"]: assistant.store.document(n.node.metadata["doc_id"]).text for n in nodes}
-    ev = build(assistant.embed_model.get_query_embedding(QUESTION), nodes, texts, assistant.sentence_vectors.get,
-               max_words=240)
+    ev = build(assistant.sentence_ranking(QUESTION, nodes), nodes, texts, max_words=240)
     assert 0 < ev.words <= 240 and sum(len(n.node.text.split()) for n in nodes) > ev.words
     assert any(q.text == UMBRELLA for q in ev.quotes)
     assert [q.n for q in ev.quotes] == list(range(1, len(ev.quotes) + 1))

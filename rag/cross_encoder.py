@@ -27,21 +27,17 @@ Public API:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
 import re
 import threading
 from collections import Counter
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
 DATA_DIR = Path(__file__).parent / "data"
-TOKENIZER_PATH = DATA_DIR / "minilm-tokenizer.json"
-TOKENIZER_SHA256 = "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"
 CLS, SEP, PAD = 101, 102, 0
 
 SENTENCE_MODEL = "sentence-minilm"
@@ -49,29 +45,9 @@ VERBATIM_SCORE = 0.99  # the support score of a claim found verbatim in its evid
 JUDGE_MODEL = "judge-minilm"
 
 
-class ModelFileError(RuntimeError):
-    """A shipped model file is missing or does not match its sha256."""
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-@lru_cache(maxsize=1)
-def tokenizer():
-    """The MiniLM wordpiece tokenizer (no truncation, no padding: the encoder does both)."""
-    from tokenizers import Tokenizer
-
-    if _sha256(TOKENIZER_PATH) != TOKENIZER_SHA256:
-        raise ModelFileError(f"{TOKENIZER_PATH} does not match its sha256")
-    tok = Tokenizer.from_file(str(TOKENIZER_PATH))
-    tok.no_truncation()
-    tok.no_padding()
-    return tok
+# One tokenizer, one sha256 check and one error type for every MiniLM model we run.
+from .embeddings import ModelFileError, _sha256  # noqa: E402
+from .embeddings import load_tokenizer as tokenizer  # noqa: E402
 
 
 def wordpieces(texts: list[str]) -> list[list[int]]:

@@ -37,17 +37,16 @@ from pathlib import Path
 
 import numpy as np
 
+# One tokenizer, one sha256 check and one error type for every MiniLM model we run.
+from .embeddings import ModelFileError, _sha256  # noqa: F401  (ModelFileError: raised here, caught by callers)
+from .embeddings import load_tokenizer as tokenizer
+
 DATA_DIR = Path(__file__).parent / "data"
 CLS, SEP, PAD = 101, 102, 0
 
 SENTENCE_MODEL = "sentence-minilm"
 VERBATIM_SCORE = 0.99  # the support score of a claim found verbatim in its evidence
 JUDGE_MODEL = "judge-minilm"
-
-
-# One tokenizer, one sha256 check and one error type for every MiniLM model we run.
-from .embeddings import ModelFileError, _sha256  # noqa: E402
-from .embeddings import load_tokenizer as tokenizer  # noqa: E402
 
 
 def wordpieces(texts: list[str]) -> list[list[int]]:

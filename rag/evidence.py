@@ -88,6 +88,27 @@ class Evidence:
         return None
 
 
+    def around(self, q: Quote) -> list[Quote]:
+        """Spans next to ``q`` in its passage: its neighbour sentences, then ``q`` joined with each
+        (adjacent in the document, so the joined text is verbatim too). For a claim that cites the
+        sentence next to the one it copies, or rests on two adjacent sentences."""
+        if not q.n:
+            return []
+        mates = [x for x in self.quotes if x.passage == q.passage]
+        i = next((k for k, x in enumerate(mates) if x.n == q.n), None)
+        if i is None:
+            return []
+        near = [mates[k] for k in (i - 1, i + 1) if 0 <= k < len(mates)]
+        doc = self.doc_texts.get(q.doc_id, "")
+        joined = []
+        for other in near:
+            a, b = sorted((q, other), key=lambda x: x.start)
+            if doc and not doc[a.end:b.start].strip():
+                joined.append(Quote(doc[a.start:b.end], q.doc_id, q.doc_hash, q.source, q.title, a.start, b.end,
+                                    0, q.passage))
+        return near + joined
+
+
 def _number(source) -> int | None:
     if isinstance(source, bool):
         return None

@@ -37,6 +37,7 @@ from .lexical import tokenize
 from .llms import BackendSpec, BackendUnavailable, LLMOptions, make_llm, parse_spec
 from .models import Answer, Citation, ClaimEvent, Highlight
 from .prompts import ABSTAIN, answer_messages, condense_messages
+from .support import NOT_IN_QUOTE
 from .structured import (claims_schema, llama_cpp_format, parse_claims, partial_claims, response_formats, says_abstain,
                          short_answer)
 
@@ -71,6 +72,7 @@ class Checked:
     kept: int = 0
     total: int = 0
     dropped: list[str] = field(default_factory=list)
+    moved: int = 0  # claims whose citation moved to the adjacent span that supports them
     ids: dict = field(default_factory=dict)
     seen: set = field(default_factory=set)
 
@@ -109,6 +111,15 @@ class ClaimChecker:
         text = " ".join(_MARKERS.sub("", str(claim.get("claim", ""))).split())
         quote = self.evidence.find(claim.get("source"), claim.get("quote"))
         why = self.reason_to_drop(text, quote)
+        if why and why.startswith(NOT_IN_QUOTE):
+            # the model often cites the sentence next to the one it used (measured: 2 of 4 dropped claims on
+            # HaluEval rows 0-9 copied the sentence after the one they cited), or two adjacent sentences:
+            # the claim moves to the nearest span that passes the same gate
+            for alt in self.evidence.around(quote):
+                if self.reason_to_drop(text, alt) is None:
+                    quote, why = alt, None
+                    r.moved += 1
+                    break
         if why:
             r.dropped.append(f"{text or '(empty claim)'} -- dropped: {why}")
             return None

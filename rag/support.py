@@ -26,6 +26,7 @@ from __future__ import annotations
 from .lexical import tokenize
 
 MIN_OVERLAP = 0.5
+NOT_IN_QUOTE = "it says what its quote does not"
 
 
 def overlap(claim: str, quote: str) -> float:
@@ -48,7 +49,7 @@ def default_support():
     def check(claim: str, quote: str, question: str = "") -> tuple[float, str | None]:
         share = overlap(claim, quote)
         if share < MIN_OVERLAP:
-            return share, f"it says what its quote does not ({share:.0%} of its words are in the quote)"
+            return share, f"{NOT_IN_QUOTE} ({share:.0%} of its words are in the quote)"
         if judge is not None:
             v = judge.judge(claim, quote)
             if any("lexical cue" in r for r in v.reasons):

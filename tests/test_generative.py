@@ -593,3 +593,53 @@ def test_http_api_reports_a_down_model_server_as_503_with_reason(seed_index):
     assert "unavailable" in r.json()["detail"] and time.perf_counter() - t < 60
     r = client.post("/v1/chat/completions", json={"model": "x", "messages": [{"role": "user", "content": "When?"}]})
     assert r.status_code in (502, 503) and "error" in r.json()
+
+
+# ------------------------------------------------------------------ citations that point next door
+
+
+def adjacent_quotes(assistant, question: str):
+    """Two sentences next to each other in one passage of the evidence for ``question``."""
+    gen = assistant.generator
+    ev = gen.evidence(question, assistant.retrieve(question, assistant.config.top_k), assistant)
+    for a, b in zip(ev.quotes, ev.quotes[1:]):
+        if a.passage == b.passage:
+            return ev, a, b
+    pytest.skip("no passage with two sentences")
+
+
+def test_around_gives_neighbours_and_verbatim_joined_spans(canned, assistant):
+    ev, a, b = adjacent_quotes(canned(""), QUESTION)
+    spans = ev.around(b)
+    assert a in spans
+    joined = [s for s in spans if s.start == a.start and s.end == b.end]
+    assert len(joined) == 1 and doc_text(assistant, joined[0])[a.start:b.end] == joined[0].text
+
+
+def test_a_claim_citing_the_sentence_next_to_the_one_it_copies_moves_to_it(assistant):
+    """The real gate: the claim copies sentence b but cites a (an off-by-one the 1.5B model makes)."""
+    llm = CannedLLM(text="", prompts=[])
+    assistant.generator = Generator(assistant.config, llm=llm, spec=parse_spec("openai:canned"))
+    try:
+        _, a, b = adjacent_quotes(assistant, QUESTION)
+        llm.text = json.dumps({"answer": "x", "claims": [{"claim": b.text, "source": a.n}]})
+        answer = assistant.ask(QUESTION)
+    finally:
+        assistant.generator = None
+    check_invariant(assistant, answer)
+    assert answer.citations and answer.citations[0].quote == b.text and not answer.dropped_claims
+
+
+def test_a_contradicted_claim_is_not_moved_to_a_neighbour(assistant):
+    question = "Which news outlet interviewed Zelenskyy?"
+    llm = CannedLLM(text="", prompts=[])
+    assistant.generator = Generator(assistant.config, llm=llm, spec=parse_spec("openai:canned"))
+    try:
+        n = sentence_number(assistant, question, SKY)
+        llm.text = json.dumps({"answer": "x", "claims": [
+            {"claim": "NATO membership could not end the hot stage of the conflict.", "source": n}]})
+        a = assistant.ask(question)
+    finally:
+        assistant.generator = None
+    assert "could not end" not in a.answer
+    assert any("could not end" in d and "contradicts it" in d for d in a.dropped_claims)

@@ -1,29 +1,18 @@
 """The same index code against a real Chroma server started with `chroma run`."""
 
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-from conftest import SEEDS, free_port, stop_process
-from rag.localhost import wait_for_port
+from conftest import SEEDS
+from live_servers import chroma_server
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def chroma_url(tmp_path_factory):
-    port = free_port()
-    chroma = Path(sys.executable).parent / "chroma"
-    proc = subprocess.Popen([str(chroma), "run", "--path", str(tmp_path_factory.mktemp("chroma-server")),
-                             "--host", "127.0.0.1", "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    if not wait_for_port(port, 60):
-        proc.kill()
-        pytest.fail("chroma run did not start")
-    yield f"http://127.0.0.1:{port}"
-    stop_process(proc)
+    with chroma_server(tmp_path_factory.mktemp("chroma-server")) as url:
+        yield url
 
 
 def test_ingest_search_and_answer_on_chroma_server(chroma_url, tmp_path):

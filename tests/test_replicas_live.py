@@ -5,9 +5,6 @@ tombstones, rag/lexical_index.py)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,8 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import ROOT, free_port, stop_process
-from rag.localhost import wait_for_port
+from live_servers import chroma_server, rag_server
 
 pytestmark = pytest.mark.slow
 
@@ -27,46 +23,16 @@ QUESTION = "Where is the Zorbulon lantern festival held?"
 
 @pytest.fixture(scope="module")
 def chroma_url(tmp_path_factory):
-    port = free_port()
-    chroma = Path(sys.executable).parent / "chroma"
-    proc = subprocess.Popen([str(chroma), "run", "--path", str(tmp_path_factory.mktemp("chroma-replicas")),
-                             "--host", "127.0.0.1", "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    if not wait_for_port(port, 60):
-        proc.kill()
-        pytest.fail("chroma run did not start")
-    yield f"http://127.0.0.1:{port}"
-    stop_process(proc)
+    with chroma_server(tmp_path_factory.mktemp("chroma-replicas")) as url:
+        yield url
 
 
 @contextmanager
 def replica(data_dir: Path, chroma_url: str, timeout: float = 180.0):
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("RAG_API_KEY", "RAG_LLM")}
-    env.update({"HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1"})
-    data_dir.mkdir(parents=True, exist_ok=True)
-    log_path = data_dir / "server.log"
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "rag.cli", "--data-dir", str(data_dir), "--chroma-url",
-                                 chroma_url, "--collection", "replicas", "serve", "--host", "127.0.0.1",
-                                 "--port", str(port)], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + timeout
-            while True:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"replica exited with {proc.returncode}:\n{log_path.read_text()}")
-                try:
-                    if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"replica not ready after {timeout}s:\n{log_path.read_text()}")
-                time.sleep(0.2)
-            yield url
-        finally:
-            stop_process(proc, 15)
+    """A `rag serve` with its own data dir (and lexical index) on the shared Chroma server."""
+    with rag_server(data_dir, options=("--chroma-url", chroma_url, "--collection", "replicas"),
+                    timeout=timeout) as (url, _proc, _log):
+        yield url
 
 
 def _cited_docs(url: str) -> set[str]:

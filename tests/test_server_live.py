@@ -4,56 +4,21 @@ clients: httpx, the official `openai` client, and `gradio_client`."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 
-from conftest import ROOT, SEED_ARTICLE, free_port, stop_process
+from conftest import ROOT, SEED_ARTICLE, free_port
+from live_servers import rag_server
 
 pytestmark = pytest.mark.slow
 
 QUESTION = "What did Zelenskyy say about Crimea?"
 KEY = "live-test-key"
-
-
-@contextmanager
-def rag_server(data_dir: Path, *extra: str, api_key: str | None = None, timeout: float = 120.0):
-    """`rag --data-dir DIR serve --port N` from the repo root; yields (url, process, log path)."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("RAG_API_KEY", "RAG_CHROMA_URL", "RAG_LLM")}
-    env.update({"HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1"})
-    if api_key:
-        env["RAG_API_KEY"] = api_key
-    log_path = data_dir.parent / f"server-{port}.log"
-    log = open(log_path, "w")
-    proc = subprocess.Popen([sys.executable, "-m", "rag.cli", "--data-dir", str(data_dir), "serve",
-                             "--host", "127.0.0.1", "--port", str(port), *extra],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"server exited with {proc.returncode}:\n{log_path.read_text()}")
-            try:
-                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"server not ready after {timeout}s:\n{log_path.read_text()}")
-            time.sleep(0.1)
-        yield url, proc, log_path
-    finally:
-        stop_process(proc, 15)
-        log.close()
 
 
 @pytest.fixture(scope="module")

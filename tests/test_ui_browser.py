@@ -10,7 +10,7 @@ from urllib.parse import urlparse
 import pytest
 
 from conftest import SEED_ARTICLE
-from test_server_live import rag_server
+from live_servers import rag_server
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not os.path.exists("/usr/bin/chromium"),

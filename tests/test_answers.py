@@ -94,17 +94,25 @@ def test_bad_questions_are_refused(assistant, bad):
         assistant.ask(bad)
 
 
-def test_two_articles_cite_the_right_one(config, tmp_path):
+VOLCANO = ("Iceland volcano erupts near Grindavik\n"
+           "A volcano on Iceland's Reykjanes peninsula erupted on Monday night, sending lava towards the town "
+           "of Grindavik. The town's 3,700 residents had been evacuated in November. Scientists said the "
+           "eruption fissure was about four kilometres long.")
+
+
+def seed_and_volcano(config, tmp_path) -> Assistant:
+    """An assistant over two documents: the seed article and a short volcano report."""
     folder = tmp_path / "two"
     folder.mkdir()
     (folder / SEED_ARTICLE.name).write_text(SEED_ARTICLE.read_text())
-    (folder / "volcano.txt").write_text(
-        "Iceland volcano erupts near Grindavik\n"
-        "A volcano on Iceland's Reykjanes peninsula erupted on Monday night, sending lava towards the town "
-        "of Grindavik. The town's 3,700 residents had been evacuated in November. Scientists said the "
-        "eruption fissure was about four kilometres long.")
+    (folder / "volcano.txt").write_text(VOLCANO)
     assistant = Assistant.open(config)
     assistant.ingest([folder])
+    return assistant
+
+
+def test_two_articles_cite_the_right_one(config, tmp_path):
+    assistant = seed_and_volcano(config, tmp_path)
     lava = assistant.ask("How long was the eruption fissure?")
     assert lava.citations and lava.citations[0].source.endswith("volcano.txt")
     assert "four kilometres" in lava.answer
@@ -164,16 +172,7 @@ def test_typed_questions_highlight_the_short_answer(assistant, question, short):
 
 
 def test_overview_with_several_documents(config, tmp_path):
-    folder = tmp_path / "two"
-    folder.mkdir()
-    (folder / SEED_ARTICLE.name).write_text(SEED_ARTICLE.read_text())
-    (folder / "volcano.txt").write_text(
-        "Iceland volcano erupts near Grindavik\n"
-        "A volcano on Iceland's Reykjanes peninsula erupted on Monday night, sending lava towards the town "
-        "of Grindavik. The town's 3,700 residents had been evacuated in November. Scientists said the "
-        "eruption fissure was about four kilometres long.")
-    assistant = Assistant.open(config)
-    assistant.ingest([folder])
+    assistant = seed_and_volcano(config, tmp_path)
     named = assistant.ask("Summarize the article about the volcano.")
     assert not named.abstained
     assert {c.source for c in named.citations} == {"volcano.txt"} or all(

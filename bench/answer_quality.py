@@ -22,7 +22,7 @@ from common import ROOT, table
 
 import rag  # noqa: F401
 from eval.metrics import contains_expected
-from eval.runner import BBC_DEV, BBC_DISTRACTORS_PER_TOPIC, SEED_DEV, read_jsonl
+from eval.runner import BBC_DEV, SEED_DEV, bbc_dev_documents, read_jsonl
 from rag.assistant import Assistant
 from rag.config import Config
 
@@ -75,18 +75,9 @@ def score(assistant: Assistant, rows: list[dict], name: str, show: bool) -> list
 
 
 def bbc_assistant(data_dir: Path) -> Assistant:
-    from eval.datasets import bbc_articles
     from rag.ingest import Indexer
-    from rag.loaders import make_document
 
-    rows = read_jsonl(BBC_DEV)
-    named = {r["article"] for r in rows if r.get("article")}
-    docs, seen = [], {}
-    for path, text in bbc_articles():
-        rel = f"{path.parent.name}/{path.name}"
-        seen[path.parent.name] = seen.get(path.parent.name, 0) + 1
-        if rel in named or seen[path.parent.name] <= BBC_DISTRACTORS_PER_TOPIC:
-            docs.append(make_document(text, f"bbc:{rel}"))
+    docs = bbc_dev_documents(read_jsonl(BBC_DEV))
     assistant = Assistant.open(Config(data_dir=data_dir, chroma_url=None, collection="bbcdev"))
     Indexer(assistant.store).ingest_documents(docs)
     assistant._read_your_writes()  # noqa: SLF001

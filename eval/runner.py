@@ -206,15 +206,13 @@ def suite_seed(config: Config, judge, top_k: int, limit: int | None):
         return run_questions(assistant, judge, rows, gold, top_k, "seed")
 
 
-def suite_bbc(config: Config, judge, top_k: int, limit: int | None):
-    """The BBC dev set: its named articles plus the first ``BBC_DISTRACTORS_PER_TOPIC`` of each topic."""
-    from rag.assistant import Assistant
-    from rag.ingest import Indexer
+def bbc_dev_documents(rows: list[dict]) -> list:
+    """The BBC dev set's corpus: the articles its ``rows`` name plus the first
+    ``BBC_DISTRACTORS_PER_TOPIC`` of each topic, as llama-index Documents sourced ``bbc:topic/NNN.txt``."""
     from rag.loaders import make_document
 
     from .datasets import bbc_articles
 
-    rows = read_jsonl(BBC_DEV)[:limit]
     named = {r["article"] for r in rows if r.get("article")}
     docs, seen = [], {}
     for path, text in bbc_articles():
@@ -222,6 +220,16 @@ def suite_bbc(config: Config, judge, top_k: int, limit: int | None):
         seen[path.parent.name] = seen.get(path.parent.name, 0) + 1
         if rel in named or seen[path.parent.name] <= BBC_DISTRACTORS_PER_TOPIC:
             docs.append(make_document(text, f"bbc:{rel}"))
+    return docs
+
+
+def suite_bbc(config: Config, judge, top_k: int, limit: int | None):
+    """The BBC dev set: its named articles plus the first ``BBC_DISTRACTORS_PER_TOPIC`` of each topic."""
+    from rag.assistant import Assistant
+    from rag.ingest import Indexer
+
+    rows = read_jsonl(BBC_DEV)[:limit]
+    docs = bbc_dev_documents(rows)
     with suite_index(config, f"eval_bbc_{len(docs)}") as cfg:
         assistant = Assistant.open(cfg)
         Indexer(assistant.store).ingest_documents(docs)

@@ -38,6 +38,7 @@ from eval.datasets import halueval_qa
 from rag.assistant import Assistant
 from rag.config import Config
 from rag.generative import NOTE_ABSTAINED, NOTE_UNVERIFIED
+from rag.models import ClaimEvent
 from rag.ingest import Indexer
 from rag.store import Store
 
@@ -80,22 +81,34 @@ def count_gate_failures(assistant: Assistant) -> list[int]:
     return failures
 
 
-def run(assistant: Assistant, items: list[dict], judge) -> dict:
+def ask(assistant: Assistant, item: dict, stream: bool):
+    """The final Answer and the ms until the first verified claim (streamed; None when not streaming or none)."""
+    if not stream:
+        return assistant.ask(item["question"], history=item.get("history")), None
+    t0, first, answer = time.perf_counter(), None, None
+    for piece in assistant.stream(item["question"], history=item.get("history")):
+        if isinstance(piece, ClaimEvent) and first is None:
+            first = (time.perf_counter() - t0) * 1000
+        answer = piece
+    return answer, first
+
+
+def run(assistant: Assistant, items: list[dict], judge, stream: bool = False) -> dict:
     """Ask every item; return per-item records."""
     records = []
     failures = count_gate_failures(assistant)
     for item in items:
         before = failures[0]
         t0 = time.perf_counter()
-        error = None
+        error, first_claim_ms = None, None
         try:
-            answer = assistant.ask(item["question"], history=item.get("history"))
+            answer, first_claim_ms = ask(assistant, item, stream and assistant.generator is not None)
         except Exception as exc:  # noqa: BLE001  (a backend failure is a result too)
             answer, error = None, f"{type(exc).__name__}: {exc}"
         ms = (time.perf_counter() - t0) * 1000
         trace = assistant.generator.last if assistant.generator is not None else None
         records.append({
-            "id": item["id"], "kind": item["kind"], "ms": ms, "error": error,
+            "id": item["id"], "kind": item["kind"], "ms": ms, "first_claim_ms": first_claim_ms, "error": error,
             "correct": bool(answer is not None and judge(item, answer)),
             "abstained": bool(answer is not None and answer.abstained),
             "note": answer.note if answer is not None else None,
@@ -116,6 +129,7 @@ def summarize(backend: str, dataset: str, records: list[dict]) -> dict:
     unanswerable = [r for r in records if r["kind"] == "unanswerable"]
     premise = [r for r in records if r["kind"] == "false_premise"]
     sentences = sum(r["sentences"] for r in records)
+    firsts = [r["first_claim_ms"] for r in records if r.get("first_claim_ms") is not None]
     gen_s = sum(r["gen_s"] for r in records)
     return {
         "backend": backend, "set": dataset, "n": len(records),
@@ -131,6 +145,7 @@ def summarize(backend: str, dataset: str, records: list[dict]) -> dict:
         "errors": sum(r["error"] is not None for r in records),
         "p50_ms": round(statistics.median(r["ms"] for r in records)),
         "p95_ms": round(percentiles([r["ms"] for r in records])["p95"]) if len(records) > 1 else "",
+        "first_claim_p50_ms": round(statistics.median(firsts)) if firsts else "",
         "tok_per_s": round(sum(r["tokens"] for r in records) / gen_s, 1) if gen_s else "",
     }
 
@@ -144,6 +159,8 @@ def main() -> None:
     ap.add_argument("--questions", type=int, default=0, help="ask only the first N questions of each set (0: all)")
     ap.add_argument("--max-tokens", type=int, default=160)
     ap.add_argument("--data-dir", type=Path, default=OUT / "llm_compare")
+    ap.add_argument("--stream", action="store_true", help="stream the answers (as the UI does) and time the first claim")
+    ap.add_argument("--out", default="llm_compare", help="bench/out/<name>.json and .md")
     args = ap.parse_args()
     if args.halueval > 5000:
         raise SystemExit("rows >= 5000 are reserved; use --halueval 5000 or fewer")
@@ -178,20 +195,20 @@ def main() -> None:
         for name, store, items, judge in sets:
             assistant = Assistant(store.config.with_(llm=backend), store)
             t0 = time.perf_counter()
-            records = run(assistant, items, judge)
+            records = run(assistant, items, judge, args.stream)
             row = summarize(backend, name, records)
             row["wall_s"] = round(time.perf_counter() - t0)
             summary.append(row)
             details[f"{backend}|{name}"] = records
             print(table([row]), flush=True)
     columns = ["backend", "set", "n", "correct_answerable", "abstain_unanswerable", "false_premise_ok",
-               "claims", "kept_claims", "not_verbatim", "fallback", "model_abstained", "errors", "p50_ms", "p95_ms",
+               "claims", "kept_claims", "not_verbatim", "fallback", "model_abstained", "errors", "p50_ms", "p95_ms", "first_claim_p50_ms",
                "prompt_tokens_p50", "tok_per_s", "wall_s"]
     print()
     print(table(summary, columns))
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "llm_compare.json").write_text(json.dumps({"summary": summary, "details": details}, indent=1))
-    (OUT / "llm_compare.md").write_text(table(summary, columns) + "\n")
+    (OUT / f"{args.out}.json").write_text(json.dumps({"summary": summary, "details": details}, indent=1))
+    (OUT / f"{args.out}.md").write_text(table(summary, columns) + "\n")
     latency = {k: percentiles([r["ms"] for r in v]) for k, v in details.items()}
     print(json.dumps(latency, indent=1))
 

@@ -353,6 +353,8 @@ class Generator:
                                     yield event
                             done = len(found)
                     trace.raw, trace.tokens = "".join(parts), len(parts)
+                    if hasattr(self.llm, "render_chat"):  # in-process: the stream reports no usage
+                        trace.prompt_tokens = self.llm.count_tokens(self.llm.render_chat(messages))
                 else:
                     trace.raw, trace.tokens, trace.prompt_tokens = self._chat(messages, **kwargs)
                     done = 0

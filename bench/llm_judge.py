@@ -128,6 +128,7 @@ def main() -> None:
     ap.add_argument("--seed", action="store_true", help="the seed pairs (a test set), by kind")
     ap.add_argument("--halueval", type=int, default=0, help="HaluEval rows from --start per task (0: skip)")
     ap.add_argument("--start", type=int, default=2500)
+    ap.add_argument("--tasks", default="summarization,qa", help="HaluEval tasks to run, comma-separated")
     ap.add_argument("--out", type=Path, default=None, help="write all figures as JSON here")
     args = ap.parse_args()
     if args.start + args.halueval > 5000:
@@ -150,8 +151,7 @@ def main() -> None:
                                     "seed pairs (test)", by_kind=True)
     if args.halueval:
         rows = range(args.start, args.start + args.halueval)
-        results["halueval"] = halueval(judge, "summarization", rows, judge.threshold) + \
-            halueval(judge, "qa", rows, judge.threshold)
+        results["halueval"] = [row for task in args.tasks.split(",") for row in halueval(judge, task, rows, judge.threshold)]
     if args.out:
         args.out.write_text(json.dumps(results, indent=2))
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 from common import ROOT, table
@@ -184,8 +185,15 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=None, help="only the first N rows")
     ap.add_argument("--tasks", default="summarization,qa,dialogue")
     ap.add_argument("--cues", default=None, help="lexical cues that cap a claim (comma list; 'none'); default the judge's")
+    ap.add_argument("--model-dir", type=Path, default=None,
+                    help="judge-minilm.onnx/.json from this folder instead of rag/data (a candidate model)")
     args = ap.parse_args()
 
+    if args.model_dir is not None:
+        from rag import cross_encoder
+
+        cross_encoder._loaded[cross_encoder.JUDGE_MODEL] = cross_encoder.CrossEncoder.load(  # noqa: SLF001
+            cross_encoder.JUDGE_MODEL, data_dir=args.model_dir)
     judge = judges.default_judge()
     if args.cues is not None:
         judge.CUES = tuple(c for c in args.cues.split(",") if c and c != "none")

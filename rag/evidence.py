@@ -87,7 +87,6 @@ class Evidence:
                              0, p.n)
         return None
 
-
     def around(self, q: Quote) -> list[Quote]:
         """Spans next to ``q`` in its passage: its neighbour sentences, then ``q`` joined with each
         (adjacent in the document, so the joined text is verbatim too). For a claim that cites the

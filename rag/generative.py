@@ -72,7 +72,6 @@ class Checked:
     kept: int = 0
     total: int = 0
     dropped: list[str] = field(default_factory=list)
-    moved: int = 0  # claims whose citation moved to the adjacent span that supports them
     ids: dict = field(default_factory=dict)
     seen: set = field(default_factory=set)
 
@@ -118,7 +117,6 @@ class ClaimChecker:
             for alt in self.evidence.around(quote):
                 if self.reason_to_drop(text, alt) is None:
                     quote, why = alt, None
-                    r.moved += 1
                     break
         if why:
             r.dropped.append(f"{text or '(empty claim)'} -- dropped: {why}")

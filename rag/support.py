@@ -19,9 +19,10 @@ unrelated sentence scored 0.82. So the gate is:
 
 Known gap (measured on the 67 seed questions): a claim that only restates the question in its quote's
 words passes rule 2. For "What is the name of the Sky News journalist who interviewed Zelenskyy?", Qwen
-wrote "Sky News is the name of the Sky News journalist who interviewed Zelenskyy." and it was kept (3
-of 14 unanswerable questions). Counting only the claim's words that are not in the question would catch it,
-but would also drop correct yes/no answers that restate the question with a "not".
+wrote "Sky News is the name of the Sky News journalist who interviewed Zelenskyy." and it was kept; 3 of
+the 14 unanswerable seed questions got an answer instead of an abstention. Counting only the claim's words
+that are not in the question would catch it, but would also drop correct yes/no answers that restate the
+question with a "not".
 
 The judge's model score is reported in the reason but does not decide alone. Without the judge's
 weights (``rag/data/judge-minilm.onnx``) only rule 2 applies.

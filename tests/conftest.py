@@ -18,6 +18,14 @@ from rag.localhost import free_port, stop_process  # noqa: F401  (tests import t
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS = ROOT / "seeds"
 SEED_ARTICLE = SEEDS / "zelenskyy-ceasefire-nato-umbrella-sky-news-interview.txt"
+# a short evidence paragraph the judge tests check claims against
+JUDGE_EVIDENCE = (
+    "The city council approved the new budget on Tuesday by a vote of 7 to 2. "
+    "Mayor Helen Park said the decision was irreversible. "
+    "Officials did not say when construction of the bridge would begin. "
+    "A ceasefire between the two rebel groups was agreed in March after weeks of talks. "
+    "The budget sets aside 40 million dollars for schools."
+)
 
 _real_connect = socket.socket.connect
 _real_connect_ex = socket.socket.connect_ex

@@ -24,15 +24,7 @@ from rag.cross_encoder import (
     wordpieces,
 )
 
-from conftest import SEED_ARTICLE
-
-EVIDENCE = (
-    "The city council approved the new budget on Tuesday by a vote of 7 to 2. "
-    "Mayor Helen Park said the decision was irreversible. "
-    "Officials did not say when construction of the bridge would begin. "
-    "A ceasefire between the two rebel groups was agreed in March after weeks of talks. "
-    "The budget sets aside 40 million dollars for schools."
-)
+from conftest import JUDGE_EVIDENCE as EVIDENCE, SEED_ARTICLE
 
 
 # ------------------------------------------------------------------ pair encoding

@@ -7,16 +7,9 @@ import math
 
 import pytest
 
+from conftest import JUDGE_EVIDENCE as EVIDENCE
 from eval import judges
 from eval.judges import CrossEncoderJudge, Judge, Verdict, aggregate, judge_output
-
-EVIDENCE = (
-    "The city council approved the new budget on Tuesday by a vote of 7 to 2. "
-    "Mayor Helen Park said the decision was irreversible. "
-    "Officials did not say when construction of the bridge would begin. "
-    "A ceasefire between the two rebel groups was agreed in March after weeks of talks. "
-    "The budget sets aside 40 million dollars for schools."
-)
 
 
 @pytest.fixture(scope="module")

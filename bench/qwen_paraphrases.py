@@ -36,6 +36,7 @@ from rag.sentences import sentence_spans  # noqa: E402
 from llama_index.core.base.llms.types import ChatMessage, MessageRole  # noqa: E402
 from eval.datasets import bbc_articles  # noqa: E402
 from eval.logprob_judge import LogprobJudge  # noqa: E402
+from eval.runner import BBC_DEV, read_jsonl  # noqa: E402
 
 import synthetic_claims as synth  # noqa: E402
 
@@ -49,11 +50,7 @@ STYLES = {
 
 def held_out_articles() -> set[str]:
     """Articles the dev sets are built on (never used here)."""
-    out = {"business/001.txt"}
-    for line in (ROOT / "eval" / "data" / "bbc_dev.jsonl").read_text().splitlines():
-        if line.strip():
-            out.add(json.loads(line).get("article", ""))
-    return out
+    return {"business/001.txt"} | {r["article"] for r in read_jsonl(BBC_DEV) if r.get("article")}
 
 
 def candidate_sentences(rng: random.Random) -> list[tuple[str, str, str, list[str], list[str]]]:

@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/llm_judge.py --calibrate            # threshold from the dev pairs, written
     .venv/bin/python bench/llm_judge.py --seed --halueval 40   # seed pairs by kind; 40 HaluEval test rows per task
+    .venv/bin/python bench/llm_judge.py --halueval 20 --tasks summarization --cache bench/out/llm_judge_TASK.jsonl  # resumable
 
 Sets:
 * dev pairs (eval/data/judge_dev_pairs.jsonl, over a BBC article): the only set the
@@ -94,24 +95,39 @@ def run_pairs(judge, pairs: list[dict], threshold: float, name: str, by_kind: bo
     return row
 
 
-def halueval(judge, task: str, rows: range, threshold: float) -> list[dict]:
-    labels, scores, lens, claims = [], [], [], 0
-    t0 = time.perf_counter()
+def halueval(judge, task: str, rows: range, threshold: float, cache: Path | None = None) -> list[dict]:
+    """Both outputs of each row. With ``cache`` (a JSONL file) every scored output is appended as it is
+    judged and a rerun resumes from it, so a stopped run keeps what it measured."""
+    done: dict[tuple[int, int], dict] = {}
+    if cache is not None and cache.is_file():
+        for line in cache.read_text().splitlines():
+            if line.strip():
+                d = json.loads(line)
+                done[(d["row"], d["label"])] = d
+    labels, scores, lens, claims, seconds = [], [], [], 0, 0.0
     source = halueval_summarization(rows) if task == "summarization" else halueval_qa(rows)
-    for r in source:
+    for i, r in zip(rows, source):
         if task == "summarization":
             context, outputs = r["document"], [r["right_summary"], r["hallucinated_summary"]]
         else:
             context = r["knowledge"]
             outputs = [f'The answer to "{r["question"]}" is: {a}' for a in (r["right_answer"], r["hallucinated_answer"])]
         for label, out in zip((1, 0), outputs):
-            s, n = output_score(judge, context, out)
-            claims += n
+            d = done.get((i, label))
+            if d is None:
+                t0 = time.perf_counter()
+                s, n = output_score(judge, context, out)
+                d = {"row": i, "label": label, "score": s, "claims": n, "seconds": time.perf_counter() - t0}
+                if cache is not None:
+                    with cache.open("a") as fh:
+                        fh.write(json.dumps(d) + "\n")
+            claims += d["claims"]
+            seconds += d["seconds"]
             labels.append(label)
-            scores.append(s)
+            scores.append(d["score"])
         lens.append((len(outputs[0].split()), len(outputs[1].split())))
-    out = [report(f"HaluEval {task} rows {rows.start}-{rows.stop - 1}", labels, scores, threshold, claims,
-                  time.perf_counter() - t0)]
+        print(f"  {task} row {i}: {claims} claims, {seconds / max(claims, 1):.1f} s/claim", flush=True)
+    out = [report(f"HaluEval {task} rows {rows.start}-{rows.stop - 1}", labels, scores, threshold, claims, seconds)]
     if task == "summarization":
         keep = [abs(a - b) <= 0.1 * max(a, b, 1) for a, b in lens]
         ml = [lab for i, lab in enumerate(labels) if keep[i // 2]]
@@ -130,6 +146,9 @@ def main() -> None:
     ap.add_argument("--start", type=int, default=2500)
     ap.add_argument("--tasks", default="summarization,qa", help="HaluEval tasks to run, comma-separated")
     ap.add_argument("--out", type=Path, default=None, help="write all figures as JSON here")
+    ap.add_argument("--cache", type=Path, default=None,
+                    help="HaluEval scores per output are appended here (JSONL, one file per task: TASK is replaced); "
+                         "a rerun resumes")
     args = ap.parse_args()
     if args.start + args.halueval > 5000:
         raise SystemExit("rows >= 5000 are reserved")
@@ -151,7 +170,9 @@ def main() -> None:
                                     "seed pairs (test)", by_kind=True)
     if args.halueval:
         rows = range(args.start, args.start + args.halueval)
-        results["halueval"] = [row for task in args.tasks.split(",") for row in halueval(judge, task, rows, judge.threshold)]
+        results["halueval"] = [row for task in args.tasks.split(",")
+                               for row in halueval(judge, task, rows, judge.threshold,
+                                                   Path(str(args.cache).replace("TASK", task)) if args.cache else None)]
     if args.out:
         args.out.write_text(json.dumps(results, indent=2))
 

@@ -184,7 +184,8 @@ def main() -> None:
     ap.add_argument("--test", default="2500-4999", help="held-out rows (default 2500-4999)")
     ap.add_argument("--limit", type=int, default=None, help="only the first N rows")
     ap.add_argument("--tasks", default="summarization,qa,dialogue")
-    ap.add_argument("--cues", default=None, help="lexical cues that cap a claim (comma list; 'none'); default the judge's")
+    ap.add_argument("--cues", default=None,
+                    help="contradiction cues that cap a claim: negation,antonym (comma list) or none; default both")
     ap.add_argument("--model-dir", type=Path, default=None,
                     help="judge-minilm.onnx/.json from this folder instead of rag/data (a candidate model)")
     args = ap.parse_args()
@@ -197,6 +198,8 @@ def main() -> None:
     judge = judges.default_judge()
     if args.cues is not None:
         judge.CUES = tuple(c for c in args.cues.split(",") if c and c != "none")
+        if set(judge.CUES) - {"negation", "antonym"}:
+            raise SystemExit("--cues: negation, antonym or none (the swap cue was deleted)")
         judge.cues = bool(judge.CUES)
     print(f"lexical cues: {', '.join(judge.CUES) if judge.cues else 'none'}")
     threshold = judge.model["threshold"]

@@ -18,9 +18,12 @@ the seed pairs by ``bench/judge_halueval.py`` (figures in
 sentences up to the model's claim budget (72 wordpieces: a HaluEval summary
 is mostly one claim), and its score is the weakest claim's.
 
-The hand-made lexical judge this replaced (novel words, negation/antonym cues,
-a logistic fit) is gone with its calibration file: the model beats it on
-every set we measure (see the model card).
+The hand-made lexical judge this replaced (novel words, name/number swaps, a
+logistic fit) is gone with its calibration file: the model beats it on every
+set we measure (see the model card). Only its negation and antonym cues remain
+(``eval/contradiction_cues.py``): a claim showing one is capped below the
+threshold, because the model alone misses contradictions in the evidence's own
+words.
 
 :class:`LLMJudge` asks a language model on any OpenAI-compatible server (or a
 local GGUF) for a JSON verdict with a supporting quote.
@@ -36,6 +39,8 @@ from typing import Protocol, runtime_checkable
 
 from rag.lexical import tokenize
 from rag.sentences import sentence_spans
+
+from . import contradiction_cues
 
 
 @dataclass
@@ -133,7 +138,6 @@ class CrossEncoderJudge:
         self.budget = int(self.encoder.meta.get("evidence_budget", 160))
         self.claim_budget = int(self.encoder.meta.get("max_a") or 80)
         self.cues = cues
-        self._lexical = None
         self.model = {"threshold": self.encoder.threshold, "min_weight": 1.0, "cues": list(self.CUES) if cues else [],
                       "source": f"rag/data/{self.encoder.path.name} (sha256 {self.encoder.meta['sha256'][:12]}...)"}
 
@@ -168,14 +172,10 @@ class CrossEncoderJudge:
                 reasons.append("the claim stands verbatim in the evidence")
             feats: dict[str, float] = {}
             if self.cues:
-                if self._lexical is None:
-                    from .lexical_judge import OfflineJudge
-
-                    self._lexical = OfflineJudge(use_embeddings=False)
                 # per sentence: a claim may group several, and the cues align one sentence with one
                 fired, why = [], []
                 for sentence in split_claims(c):
-                    f, _, r = self._lexical.features(sentence, evidence)
+                    f, r = contradiction_cues.cues(sentence, evidence)
                     hit = [k for k in self.CUES if f.get(k, 0.0) > 0]
                     if hit:
                         feats = {k: max(feats.get(k, 0.0), f.get(k, 0.0)) for k in self.CUES}
@@ -183,7 +183,7 @@ class CrossEncoderJudge:
                         why += r
                 if fired:
                     s = min(s, t - self.CUE_MARGIN)
-                    reasons += [r for r in why if any(x in r for x in ("negat", "instead of", "where the evidence"))]
+                    reasons += why
                     reasons.append(f"capped below the threshold by the lexical cue(s): {', '.join(fired)}")
             feats = {**feats, "model_score": float(scores[len(out)])}
             out.append(Verdict(supported=s >= t, score=s, evidence=w, reasons=reasons, features=feats, claim=c))

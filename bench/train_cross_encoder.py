@@ -16,7 +16,8 @@ same wordpieces. Batches are length-bucketed (less padding). A checkpoint is wri
 ``--ckpt-minutes`` to ``--work``; rerunning the same command resumes from it. ``--max-minutes`` stops
 training early (the learning-rate schedule is planned for the full run) and goes on to export.
 
-After training: ONNX export (checked against torch), int8 dynamic quantisation (onnxruntime), both measured
+After training: ONNX export (checked against torch), onnxruntime's BERT graph fusions (attention, layer
+norms, GELU), int8 dynamic quantisation (onnxruntime), both measured
 for accuracy and speed on held-out data; the faster one that keeps accuracy (within ``--int8-tolerance`` of
 fp32) is written to ``rag/data/<name>.onnx`` with ``<name>.json`` (sha256, budget, threshold, figures).
 
@@ -303,6 +304,8 @@ def build_model(base: Path, layers: int, freeze_layers: int = 0):
 
     cfg = BertConfig.from_json_file(str(base / "config.json"))
     cfg.num_hidden_layers = layers
+    # plain attention ops (not torch's SDPA), so that the exported graph matches onnxruntime's fusion patterns
+    cfg._attn_implementation = "eager"
     bert = BertModel(cfg, add_pooling_layer=False)
     state = {k: v for k, v in load_file(str(base / "model.safetensors")).items()
              if not k.startswith("pooler.") and k != "embeddings.position_ids"}
@@ -461,10 +464,30 @@ def export(model, path: Path, sample) -> None:
         raise SystemExit("ONNX export does not match torch")
 
 
+def fuse(fp32: Path, base: Path) -> None:
+    """Rewrite the exported graph in place with onnxruntime's BERT fusions (EmbedLayerNormalization,
+    Attention, SkipLayerNormalization, BiasGelu: contrib ops of the CPU provider). Measured on the idle
+    2-core machine, int8, runs interleaved: 218-236 against 177-215 short claims/s, 72-83 against 57-61
+    HaluEval summaries/s."""
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    config = json.loads((base / "config.json").read_text())
+    model = optimize_model(str(fp32), model_type="bert", num_heads=config["num_attention_heads"],
+                           hidden_size=config["hidden_size"], opt_level=0)
+    fused = model.get_fused_operator_statistics()
+    print("fused:", {k: v for k, v in fused.items() if v}, flush=True)
+    if not fused.get("Attention"):
+        raise SystemExit("attention was not fused (export with eager attention)")
+    model.save_model_to_file(str(fp32))
+
+
 def quantize(fp32: Path, int8: Path) -> None:
+    from onnx import TensorProto
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(str(fp32), str(int8), weight_type=QuantType.QInt8, per_channel=True, reduce_range=True)
+    # the fused contrib ops carry no type information for shape inference, hence the default type
+    quantize_dynamic(str(fp32), str(int8), weight_type=QuantType.QInt8, per_channel=True, reduce_range=True,
+                     extra_options={"DefaultTensorType": TensorProto.FLOAT})
 
 
 def speed(enc: CrossEncoder, pairs, repeat: int = 1) -> float:
@@ -595,6 +618,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=DATA)
     ap.add_argument("--data-only", action="store_true", help="build and summarise the data, no training")
     ap.add_argument("--eval-only", action="store_true", help="measure and ship the ONNX files of the last run")
+    ap.add_argument("--export-only", action="store_true",
+                    help="export, fuse and quantise the last run's checkpoint again (no training), then measure and ship")
     ap.add_argument("--held-limit", type=int, help="measure on the first N held-out items only")
     ap.add_argument("--qwen-pairs", type=Path, help="judge: bench/qwen_paraphrases.py output, added to the training data")
     ap.add_argument("--qwen-repeat", type=int, default=2, help="judge: each Qwen pair this many times")
@@ -682,10 +707,16 @@ def main() -> None:
 
         base = base_weights(args.work)
         model = build_model(base, cfg["layers"], args.freeze_layers)
-        info = train(model, encoded, [r[2] for r in chosen], cfg, work, args.max_minutes, args.ckpt_minutes, args.seed,
-                     args.init_from)
+        if args.export_only:  # the weights of an earlier run's checkpoint, exported again (no training)
+            model.load_state_dict(torch.load(work / "checkpoint.pt", weights_only=False)["model"])
+            info = json.loads(info_file.read_text())
+            info.pop("torch", None)
+        else:
+            info = train(model, encoded, [r[2] for r in chosen], cfg, work, args.max_minutes, args.ckpt_minutes,
+                         args.seed, args.init_from)
         sample = collate(encoded, list(range(min(8, len(encoded)))))
         export(model, fp32, sample)
+        fuse(fp32, base)
         quantize(fp32, int8)
         torch_version = torch.__version__
         info_file.write_text(json.dumps({**info, "torch": torch_version}))
@@ -725,6 +756,7 @@ def main() -> None:
     pick = "int8" if (int_key >= fp_key - args.int8_tolerance
                       and results["int8"][1]["pairs_per_s"] >= results["fp32"][1]["pairs_per_s"]) else "fp32"
     key, metrics, path = results[pick]
+    args.out.mkdir(parents=True, exist_ok=True)
     target = args.out / f"{name}.onnx"
     target.write_bytes(path.read_bytes())
     meta = {

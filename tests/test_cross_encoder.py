@@ -85,9 +85,11 @@ def test_scores_do_not_depend_on_batching_or_order():
     together = model.predict(pairs, batch_size=8)
     one_by_one = np.array([model.predict([p])[0] for p in pairs])
     reversed_ = model.predict(pairs[::-1], batch_size=2)[::-1]
-    # int8 dynamic quantisation scales activations per batch, so batch company moves a score a little
-    # (measured up to 0.02); the order within a batch and the result order must not matter beyond that
-    assert np.allclose(together, one_by_one, atol=0.03) and np.allclose(together, reversed_, atol=0.03)
+    # int8 dynamic quantisation scales activations per batch, so batch company moves a score a little:
+    # on the 45 seed pairs, batched against one by one, mean 0.011, at most 0.045 before the graph
+    # fusions and 0.031 after (0.034 here). The order within a batch and the result order must not
+    # matter beyond that.
+    assert np.allclose(together, one_by_one, atol=0.05) and np.allclose(together, reversed_, atol=0.05)
     assert ((together > 0) & (together < 1)).all()
 
 

@@ -148,7 +148,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None, help="write all figures as JSON here")
     ap.add_argument("--cache", type=Path, default=None,
                     help="HaluEval scores per output are appended here (JSONL, one file per task: TASK is replaced); "
-                         "a rerun resumes")
+                         "a rerun resumes. Scores are not keyed by model: use another file for another --llm")
     args = ap.parse_args()
     if args.start + args.halueval > 5000:
         raise SystemExit("rows >= 5000 are reserved")

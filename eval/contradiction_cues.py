@@ -18,8 +18,7 @@ from __future__ import annotations
 
 import math
 import re
-import threading
-from collections import OrderedDict
+from functools import lru_cache
 
 from rag.lexical import STOPWORDS, tokenize
 from rag.sentences import clause_spans, sentence_spans
@@ -197,8 +196,7 @@ def aligned_clauses(claim: str, sentence: str, min_overlap: float = 0.4) -> list
 class _Sentences:
     """The evidence's sentences with their content keys and idf weights."""
 
-    def __init__(self, evidence: list[str] | str):
-        passages = [evidence] if isinstance(evidence, str) else list(evidence)
+    def __init__(self, passages: tuple[str, ...]):
         self.sentences = [s.text(p) for p in passages for s in sentence_spans(p)]
         self.keys = [set(content_keys(s)) for s in self.sentences]
         n = max(len(self.sentences), 1)
@@ -218,29 +216,14 @@ class _Sentences:
         return self.sentences[max(range(len(overlap)), key=lambda i: (overlap[i], -i))]
 
 
-_CACHE: OrderedDict[tuple, _Sentences] = OrderedDict()
-_CACHE_SIZE = 8  # a claim's sentences are checked one by one against the same evidence
-_LOCK = threading.Lock()  # the server checks claims from several threads
-
-
-def _sentences(evidence: list[str] | str) -> _Sentences:
-    key = (evidence,) if isinstance(evidence, str) else tuple(evidence)
-    with _LOCK:
-        found = _CACHE.get(key)
-        if found is not None:
-            _CACHE.move_to_end(key)
-            return found
-    found = _Sentences(evidence)
-    with _LOCK:
-        _CACHE[key] = found
-        if len(_CACHE) > _CACHE_SIZE:
-            _CACHE.popitem(last=False)
-    return found
+@lru_cache(maxsize=8)  # a claim's sentences are checked one by one against the same evidence
+def _sentences(passages: tuple[str, ...]) -> _Sentences:
+    return _Sentences(passages)
 
 
 def cues(claim: str, evidence: list[str] | str) -> tuple[dict[str, float], list[str]]:
     """``({"negation": 0 or 1, "antonym": 0-2}, reasons)`` of the claim against its best-matching sentence."""
-    best = _sentences(evidence).best(claim)
+    best = _sentences((evidence,) if isinstance(evidence, str) else tuple(evidence)).best(claim)
     if not best:
         return {"negation": 0.0, "antonym": 0.0}, []
     negations = negation_flips(claim, best)

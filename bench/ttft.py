@@ -53,7 +53,7 @@ def main():
     questions = QUESTIONS[: args.questions]
     llm_port, rag_port = free_port(), free_port()
     data = Path(tempfile.mkdtemp(prefix="ttft-"))
-    procs = [subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(smollm2_path()),
+    procs = [subprocess.Popen([sys.executable, "-m", "rag.llm.llama_server", "--model", str(smollm2_path()),
                                "--model_alias", "smollm2", "--host", "127.0.0.1", "--port", str(llm_port),
                                "--n_ctx", "2048"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
     try:

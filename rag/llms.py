@@ -36,6 +36,7 @@ from llama_index.core.bridge.pydantic import Field, PrivateAttr
 from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
 from llama_index.core.llms.custom import CustomLLM
 
+from .llm.cpu_variant import NoCpuBackend, ensure_cpu_backend
 from .packaged_models import ALIASES, INSTALL_HINT, PACKAGED, ModelMissing, PackagedModel, packaged_path
 
 VALID_FORMS = ("'extractive', 'openai:MODEL' (an OpenAI-compatible server), 'gguf:PATH' (a .gguf file), "
@@ -186,6 +187,10 @@ class LlamaCppLLM(CustomLLM):
                 except ImportError as exc:
                     raise BackendUnavailable(f"gguf:{self.model_name}",
                                              f"llama-cpp-python is not installed: {INSTALL_HINT}") from exc
+                try:
+                    ensure_cpu_backend(self.model_path)
+                except NoCpuBackend as exc:
+                    raise BackendUnavailable(f"gguf:{self.model_name}", str(exc)) from exc
                 self._llama = Llama(model_path=self.model_path, n_ctx=self.n_ctx, seed=self.seed, verbose=False,
                                     n_threads=self.n_threads or max(1, os.cpu_count() or 1))
             return self._llama

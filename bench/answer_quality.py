@@ -75,7 +75,7 @@ def score(assistant: Assistant, rows: list[dict], name: str, show: bool) -> list
 
 
 def bbc_assistant(data_dir: Path) -> Assistant:
-    from rag.ingest import Indexer
+    from rag.index.ingest import Indexer
 
     docs = bbc_dev_documents(read_jsonl(BBC_DEV))
     assistant = Assistant.open(Config(data_dir=data_dir, chroma_url=None, collection="bbcdev"))

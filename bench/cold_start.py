@@ -39,7 +39,7 @@ def child(data_dir: str, collection: str, question: str) -> None:
     import rag  # noqa: F401
     from rag.assistant import Assistant
     from rag.config import Config
-    from rag.store import Store
+    from rag.index.store import Store
 
     t.append(time.perf_counter())
     config = Config().with_(data_dir=Path(data_dir), collection=collection)

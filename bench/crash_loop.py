@@ -32,7 +32,7 @@ def ingest(folder: Path, data_dir: Path) -> subprocess.Popen:
 
 def state(data_dir: Path):
     from rag.config import Config
-    from rag.store import Store
+    from rag.index.store import Store
 
     store = Store(Config(data_dir=data_dir, chroma_url=None, collection="documents"))
     ids = sorted(store.chunks.get(include=[])["ids"])

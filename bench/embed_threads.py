@@ -21,9 +21,9 @@ from common import table
 
 import rag  # noqa: F401
 from eval.datasets import bbc_articles
-from rag import embeddings
-from rag.chunking import chunk_document
-from rag.loaders import make_document
+from rag.index import embeddings
+from rag.index.chunking import chunk_document
+from rag.index.loaders import make_document
 
 
 def session(intra: int | None, inter: int | None = None, parallel: bool = False, opt: str = "default"):
@@ -75,7 +75,7 @@ def main() -> None:
     wp = np.mean([embeddings.count_wordpieces(t) for t in texts])
     print(f"{len(texts)} BBC chunks, {wp:.0f} wordpieces on average; cores: {os.cpu_count()}")
     variants = [
-        ("default (as rag/embeddings.py)", dict(intra=None), 32),
+        ("default (as rag/index/embeddings.py)", dict(intra=None), 32),
         ("intra_op 1", dict(intra=1), 32),
         ("intra_op 2", dict(intra=2), 32),
         ("intra_op 2, inter_op 1", dict(intra=2, inter=1), 32),

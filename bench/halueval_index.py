@@ -15,9 +15,9 @@ from common import peak_rss_mb  # noqa: F401  (sets sys.path)
 import rag  # noqa: F401
 from eval.datasets import halueval_qa
 from rag.config import Config
-from rag.ingest import Indexer
-from rag.loaders import make_document
-from rag.store import Store
+from rag.index.ingest import Indexer
+from rag.index.loaders import make_document
+from rag.index.store import Store
 
 
 def parse_rows(spec: str) -> range:

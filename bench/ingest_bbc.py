@@ -24,12 +24,12 @@ from common import peak_rss_mb, percentiles, table
 import rag  # noqa: F401  (offline switches)
 from eval.datasets import bbc_articles
 from rag.assistant import Assistant
-from rag.chunking import chunk_document
+from rag.index.chunking import chunk_document
 from rag.config import Config
-from rag.embeddings import embed_texts
-from rag.ingest import Indexer
-from rag.loaders import load_file
-from rag.sentences import sentence_spans
+from rag.index.embeddings import embed_texts
+from rag.index.ingest import Indexer
+from rag.index.loaders import load_file
+from rag.index.sentences import sentence_spans
 
 
 def main() -> None:

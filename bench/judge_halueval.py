@@ -5,7 +5,7 @@ Rows 0-2249 trained the model and rows 2250-2499 calibrated its threshold
 2500-4999 (rows >= 5000 are reserved and never read):
 
 * summarization: (document, right_summary) = supported, (document,
-  hallucinated_summary) = unsupported, scored by ``eval.judges.judge_output``
+  hallucinated_summary) = unsupported, scored by ``rag.judge.judges.judge_output``
   (claims of whole sentences up to 72 wordpieces, the weakest claim's score);
   overall and on the length-matched subset (pairs whose two summaries differ in
   word count by at most 10%);
@@ -32,10 +32,10 @@ from pathlib import Path
 import numpy as np
 from common import ROOT, table
 
-from eval import judges
+from rag.judge import judges
 from eval.datasets import RESERVED_FROM, halueval_path, halueval_qa, halueval_summarization
 from eval.metrics import balanced_accuracy, best_threshold, roc_auc
-from rag.lexical import tokenize
+from rag.index.lexical import tokenize
 
 SEED_PAIRS = ROOT / "eval" / "data" / "seed_judge_pairs.jsonl"
 DEV_PAIRS = ROOT / "eval" / "data" / "judge_dev_pairs.jsonl"
@@ -154,13 +154,13 @@ def pair_report(judge, path) -> tuple[list[dict], dict]:
 
 
 def speed_report(judge) -> list[dict]:
-    """claims/s of the bare model on short claims against a one-sentence quote (what rag/generative.py
+    """claims/s of the bare model on short claims against a one-sentence quote (what rag/answer/generative.py
     checks) and on HaluEval summaries against their evidence windows, batched and one at a time."""
     cases = [json.loads(x) for x in SEED_PAIRS.read_text().splitlines() if x.strip()]
     short = [(c["output"], c["context"]) for c in cases] * 20
     summ = [(r["right_summary"], r["document"]) for r in halueval_summarization(range(2500, 2600))]
     out = []
-    from rag import cross_encoder
+    from rag.judge import cross_encoder
 
     for label, pairs in (("seed claim vs its quote", short), ("HaluEval summary vs its evidence window", summ)):
         windows = [(c, cross_encoder.evidence_window(c, e, judge.budget)) for c, e in pairs]
@@ -191,7 +191,7 @@ def main() -> None:
     args = ap.parse_args()
 
     if args.model_dir is not None:
-        from rag import cross_encoder
+        from rag.judge import cross_encoder
 
         cross_encoder._loaded[cross_encoder.JUDGE_MODEL] = cross_encoder.CrossEncoder.load(  # noqa: SLF001
             cross_encoder.JUDGE_MODEL, data_dir=args.model_dir)

@@ -27,9 +27,9 @@ from common import percentiles, table
 
 import rag  # noqa: F401
 from rag.config import Config
-from rag.lexical import BM25
-from rag.lexical_index import LexicalIndex
-from rag.store import Store
+from rag.index.lexical import BM25
+from rag.index.lexical_index import LexicalIndex
+from rag.index.store import Store
 
 
 def questions_from(texts: list[str], n: int, seed: int = 5) -> list[str]:

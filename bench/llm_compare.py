@@ -37,10 +37,10 @@ import rag  # noqa: F401
 from eval.datasets import halueval_qa
 from rag.assistant import Assistant
 from rag.config import Config
-from rag.generative import NOTE_ABSTAINED, NOTE_UNVERIFIED
+from rag.answer.generative import NOTE_ABSTAINED, NOTE_UNVERIFIED
 from rag.models import ClaimEvent
-from rag.ingest import Indexer
-from rag.store import Store
+from rag.index.ingest import Indexer
+from rag.index.store import Store
 
 OUT = ROOT / "bench" / "out"
 DEFAULT_BACKENDS = "extractive,qwen2.5-coder-1.5b,smollm2"
@@ -67,7 +67,7 @@ def seed_correct(row: dict, answer) -> bool:
 
 def count_gate_failures(assistant: Assistant) -> list[int]:
     """Wrap the Assistant's final check so citations it rejects (not verbatim) are counted."""
-    from rag.quotes import verify
+    from rag.answer.quotes import verify
 
     failures = [0]
     gate = assistant._checked  # noqa: SLF001

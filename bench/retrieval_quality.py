@@ -25,10 +25,10 @@ from halueval_index import build, parse_rows, source_for
 import rag  # noqa: F401
 from eval.datasets import bbc_articles, halueval_qa
 from rag.config import Config
-from rag.ingest import Indexer
-from rag.loaders import make_document
-from rag.retriever import HybridRetriever
-from rag.store import Store
+from rag.index.ingest import Indexer
+from rag.index.loaders import make_document
+from rag.answer.retriever import HybridRetriever
+from rag.index.store import Store
 
 MODES = ["dense", "bm25", "hybrid"]
 

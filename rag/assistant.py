@@ -15,17 +15,17 @@ from typing import Iterator
 
 import numpy as np
 
-from .config import Config
-from .embeddings import default_embedding
-from .extractive import (Candidate, SentenceEmbeddings, candidates, choose, featurize, missing_entities,
+from rag.config import Config
+from rag.index.embeddings import default_embedding
+from rag.answer.extractive import (Candidate, SentenceEmbeddings, candidates, choose, featurize, missing_entities,
                          premise_verdict, scoring_model)
-from .followup import rewrite
-from .ingest import Indexer, IngestReport
-from .loaders import LoadError, make_document, parse_bytes
-from .models import Answer, Citation, ClaimEvent
-from .quotes import strip_markers, verify
-from .retriever import HybridRetriever
-from .store import Store
+from rag.answer.followup import rewrite
+from rag.index.ingest import Indexer, IngestReport
+from rag.index.loaders import LoadError, make_document, parse_bytes
+from rag.models import Answer, Citation, ClaimEvent
+from rag.answer.quotes import strip_markers, verify
+from rag.answer.retriever import HybridRetriever
+from rag.index.store import Store
 
 MAX_QUESTION_CHARS = 2000
 MAX_HISTORY_TURNS = 50
@@ -47,7 +47,7 @@ class Assistant:
         self._write_lock = threading.Lock()
         self.generator = None
         if config.llm and config.llm != "extractive":
-            from .generative import make_generator  # optional backends: openai:MODEL, gguf:PATH, smollm2
+            from rag.answer.generative import make_generator  # optional backends: openai:MODEL, gguf:PATH, smollm2
 
             self.generator = make_generator(config)
 
@@ -152,7 +152,7 @@ class Assistant:
     # ------------------------------------------------------------ composing
 
     def _extractive(self, question: str, nodes) -> Answer:
-        from .extractive import is_overview
+        from rag.answer.extractive import is_overview
 
         if not nodes:
             return Answer(answer="There are no indexed documents to answer from.", abstained=True,
@@ -180,7 +180,7 @@ class Assistant:
                 text += f" Related, but not an answer: {shown} [1]"
                 cites = [self._citation(1, related, "related")]
             return Answer(answer=text, abstained=True, status="abstained", citations=cites, backend="extractive")
-        from .extractive import answer_type, question_names
+        from rag.answer.extractive import answer_type, question_names
 
         idf = self._idf()
         best = chosen[0]
@@ -219,10 +219,10 @@ class Assistant:
         return self._sentence_scorer().rank(question, candidates(nodes))
 
     def _sentence_scorer(self):
-        """The sentence scorer of the extractive answer (see ``rag.extractive.Scorer``), made once."""
+        """The sentence scorer of the extractive answer (see ``rag.answer.extractive.Scorer``), made once."""
         scorer = getattr(self, "_scorer", None)
         if scorer is None:
-            from .extractive import FeatureScorer, make_scorer
+            from rag.answer.extractive import FeatureScorer, make_scorer
 
             def query_vector(q: str) -> np.ndarray:
                 return np.asarray(self.embed_model.get_query_embedding(q), dtype=np.float32)
@@ -241,8 +241,8 @@ class Assistant:
         so that the user can ask for one by name."""
         import re
 
-        from .extractive import overview_topic
-        from .sentences import sentence_spans
+        from rag.answer.extractive import overview_topic
+        from rag.index.sentences import sentence_spans
 
         t0 = time.perf_counter()
         order: list[tuple[str, str, str, str]] = []  # (doc_id, doc_hash, source, title) by retrieval rank
@@ -302,7 +302,7 @@ class Assistant:
     def _central(self, text: str, spans, doc_hash: str, doc_id: str, source: str, title: str, k: int,
                  headline: bool) -> list[int]:
         """Indices of the lead and the k-1 sentences nearest the document's centroid (MiniLM vectors, cached)."""
-        from .extractive import central_sentences
+        from rag.answer.extractive import central_sentences
 
         cands = [Candidate(doc_id, doc_hash, source, title, s.start, s.end, s.text(text), 0) for s in spans]
         vectors = self.sentence_vectors.get(cands)
@@ -310,8 +310,8 @@ class Assistant:
 
     def _citation(self, n: int, c: Candidate, role: str, question: str | None = None) -> Citation:
         """A Citation of candidate ``c``; with ``question``, its short answer (if any) as the highlight."""
-        from .extractive import short_answer
-        from .models import Highlight
+        from rag.answer.extractive import short_answer
+        from rag.models import Highlight
 
         cite = Citation(id=n, quote=c.text, doc_id=c.doc_id, source=c.source, title=c.title,
                         start=c.start, end=c.end, score=round(c.prob, 4), role=role)

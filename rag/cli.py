@@ -9,8 +9,8 @@ from pathlib import Path
 
 import click
 
-from . import offline  # noqa: F401
-from .config import DEFAULT_SEEDS_DIR, Config
+from rag import offline  # noqa: F401
+from rag.config import DEFAULT_SEEDS_DIR, Config
 
 
 def _config(ctx) -> Config:
@@ -45,9 +45,9 @@ def ingest(ctx, paths, prune, as_json):
     """Index files and folders (default: seeds/). Idempotent: unchanged files are skipped."""
     from contextlib import nullcontext
 
-    from .ingest import IngestLocked, Indexer
-    from .ownership import DataDirBusy, own
-    from .store import Store
+    from rag.index.ingest import IngestLocked, Indexer
+    from rag.index.ownership import DataDirBusy, own
+    from rag.index.store import Store
 
     paths = list(paths) or [Path(DEFAULT_SEEDS_DIR)]
     config = _config(ctx)
@@ -72,8 +72,8 @@ def ingest(ctx, paths, prune, as_json):
 @click.pass_context
 def search(ctx, query, top_k, mode, as_json):
     """Print the passages that best match QUERY, with scores and offsets."""
-    from .retriever import HybridRetriever
-    from .store import Store
+    from rag.answer.retriever import HybridRetriever
+    from rag.index.store import Store
 
     hits = HybridRetriever(Store(_config(ctx)), top_k=top_k, mode=mode).retrieve(query)
     rows = [{"rank": i + 1, "score": round(h.score, 5), "dense_score": h.node.metadata["dense_score"],
@@ -93,7 +93,7 @@ def search(ctx, query, top_k, mode, as_json):
 
 
 def _open_assistant(ctx, llm=None, top_k=None):
-    from .assistant import Assistant
+    from rag.assistant import Assistant
 
     config = _config(ctx).with_(llm=llm)
     assistant = Assistant.open(config)
@@ -196,8 +196,8 @@ def eval_(ctx, suites, questions, pairs, judge_name, out, limit, top_k, llm, jud
 def serve(ctx, host, port, llm, api_key, read_only):
     """HTTP API (/api, OpenAI-compatible /v1, /docs) and the chat UI at /, in one process.
     Indexes seeds/ on first start when the index is empty."""
-    from .ownership import DataDirBusy
-    from .server import run
+    from rag.index.ownership import DataDirBusy
+    from rag.serve.app import run
 
     try:
         run(_config(ctx).with_(llm=llm, api_key=api_key), host=host, port=port, read_only=read_only)

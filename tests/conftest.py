@@ -133,8 +133,8 @@ def seed_copy(tmp_path) -> Path:
 def seed_index(tmp_path_factory):
     """One indexed copy of seeds/ shared by read-only tests."""
     from rag.config import Config
-    from rag.ingest import Indexer
-    from rag.store import Store
+    from rag.index.ingest import Indexer
+    from rag.index.store import Store
 
     cfg = Config(data_dir=tmp_path_factory.mktemp("seedindex"), chroma_url=None, collection="documents",
                  llm="extractive")

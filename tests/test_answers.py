@@ -6,7 +6,7 @@ import json
 import pytest
 
 from rag.assistant import Assistant, BadRequest
-from rag.followup import rewrite
+from rag.answer.followup import rewrite
 
 from conftest import ROOT, SEED_ARTICLE
 

@@ -46,7 +46,7 @@ def assistant(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def client(assistant):
-    from rag.server import create_app
+    from rag.serve.app import create_app
 
     with TestClient(create_app(assistant, max_upload_bytes=64 * 1024, max_body_bytes=2 * 2**20)) as c:
         yield c
@@ -54,7 +54,7 @@ def client(assistant):
 
 @pytest.fixture(scope="module")
 def keyed(assistant):
-    from rag.server import create_app
+    from rag.serve.app import create_app
 
     with TestClient(create_app(assistant, api_key=KEY)) as c:
         yield c
@@ -62,7 +62,7 @@ def keyed(assistant):
 
 @pytest.fixture(scope="module")
 def readonly(assistant):
-    from rag.server import create_app
+    from rag.serve.app import create_app
 
     with TestClient(create_app(assistant, read_only=True, ui=False)) as c:
         yield c
@@ -105,10 +105,10 @@ def test_openapi_and_docs_are_local(client):
 
 
 def test_docs_without_offline_swagger_assets_stay_local(assistant, monkeypatch):
-    import rag.server
+    import rag.serve.app
 
-    monkeypatch.setattr(rag.server, "_offline_docs_dir", lambda: None)
-    with TestClient(rag.server.create_app(assistant, ui=False)) as c:
+    monkeypatch.setattr(rag.serve.app, "_offline_docs_dir", lambda: None)
+    with TestClient(rag.serve.app.create_app(assistant, ui=False)) as c:
         page = c.get("/docs")
     assert page.status_code == 200 and "/api/ask" in page.text
     assert "https://" not in page.text and "<script" not in page.text
@@ -417,7 +417,7 @@ def test_api_key_accepted_as_bearer_or_header(keyed):
 
 
 def test_ui_key_in_url_sets_cookie_once(assistant):
-    from rag.server import create_app
+    from rag.serve.app import create_app
 
     with TestClient(create_app(assistant, api_key=KEY), follow_redirects=False) as browser:
         assert browser.get("/?key=wrong").status_code == 401

@@ -18,9 +18,9 @@ def chroma_url(tmp_path_factory):
 def test_ingest_search_and_answer_on_chroma_server(chroma_url, tmp_path):
     from rag.assistant import Assistant
     from rag.config import Config
-    from rag.ingest import Indexer
-    from rag.retriever import HybridRetriever
-    from rag.store import Store
+    from rag.index.ingest import Indexer
+    from rag.answer.retriever import HybridRetriever
+    from rag.index.store import Store
 
     config = Config(data_dir=tmp_path / "local", chroma_url=chroma_url, collection="served")
     store = Store(config)

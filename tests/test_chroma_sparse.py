@@ -1,11 +1,11 @@
-"""Chroma's own sparse BM25 hybrid (rag/chroma_sparse.py): only the request building and the
+"""Chroma's own sparse BM25 hybrid (rag/index/chroma_sparse.py): only the request building and the
 capability check can run here (embedded Chroma and `chroma run` refuse sparse indexes)."""
 
 from __future__ import annotations
 
 import tempfile
 
-from rag import chroma_sparse as cs
+from rag.index import chroma_sparse as cs
 
 
 def test_sparse_vectors_use_our_tokenizer():
@@ -76,8 +76,8 @@ def test_a_supporting_server_is_detected_and_the_probe_removed():
 def test_the_retriever_uses_the_server_fusion_and_still_fills_both_signals():
     import numpy as np
 
-    from rag.retriever import HybridRetriever
-    from rag.store import ChunkHit
+    from rag.answer.retriever import HybridRetriever
+    from rag.index.store import ChunkHit
 
     vec = np.zeros(384, dtype=np.float32)
     vec[0] = 1.0

@@ -1,7 +1,7 @@
-from rag.chunking import chunk_document, chunk_spans
-from rag.embeddings import MAX_WORDPIECES, count_wordpieces
-from rag.loaders import load_file, make_document
-from rag.sentences import sentence_spans
+from rag.index.chunking import chunk_document, chunk_spans
+from rag.index.embeddings import MAX_WORDPIECES, count_wordpieces
+from rag.index.loaders import load_file, make_document
+from rag.index.sentences import sentence_spans
 
 from conftest import SEED_ARTICLE
 

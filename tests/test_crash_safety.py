@@ -32,7 +32,7 @@ def _ingest(folder, data_dir, **kwargs):
 
 def _state(data_dir):
     from rag.config import Config
-    from rag.store import Store
+    from rag.index.store import Store
 
     store = Store(Config(data_dir=data_dir, chroma_url=None, collection="documents"))
     got = store.chunks.get(include=["metadatas"])

@@ -10,8 +10,8 @@ import sys
 import numpy as np
 import pytest
 
-from rag import cross_encoder
-from rag.cross_encoder import (
+from rag.judge import cross_encoder
+from rag.judge.cross_encoder import (
     CLS,
     SEP,
     CrossEncoder,
@@ -94,7 +94,7 @@ def test_scores_do_not_depend_on_batching_or_order():
 
 
 def test_the_runtime_never_imports_torch():
-    code = ("import sys; from rag.cross_encoder import support_score, sentence_scorer, sentence_pair; "
+    code = ("import sys; from rag.judge.cross_encoder import support_score, sentence_scorer, sentence_pair; "
             "support_score('a claim', 'some evidence'); "
             "sentence_scorer().predict([('who?', sentence_pair('a sentence', ''))]); "
             "print('torch' in sys.modules, 'transformers' in sys.modules)")
@@ -121,7 +121,7 @@ def test_support_score_separates_right_from_hallucinated_answers_on_held_out_hal
     """Rows 2500-2599 are test rows (training used 0-2249, calibration 2250-2499)."""
     from eval.datasets import halueval_qa
     from eval.metrics import balanced_accuracy, roc_auc
-    from rag.cross_encoder import support_scores
+    from rag.judge.cross_encoder import support_scores
 
     rows = list(halueval_qa(range(2500, 2600)))
     pairs = [(f"{r['question']} {r['right_answer']}", r["knowledge"]) for r in rows]
@@ -141,7 +141,7 @@ def test_sentence_scorer_prefers_a_questions_own_answer_sentences_on_held_out_ha
 
     from eval.datasets import halueval_qa
     from eval.metrics import roc_auc
-    from rag.sentences import sentence_spans
+    from rag.index.sentences import sentence_spans
 
     rows = list(halueval_qa(range(4500, 4560)))
     scorer = cross_encoder.sentence_scorer()

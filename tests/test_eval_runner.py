@@ -14,7 +14,7 @@ def _run(args, data_dir):
 
 
 def test_eval_seed_writes_a_full_report(tmp_path):
-    from rag.ownership import own
+    from rag.index.ownership import own
 
     out = tmp_path / "run"
     # even while a server owns the data dir: the suite builds its own index in DATA_DIR/eval
@@ -83,8 +83,8 @@ def test_llm_judge_needs_a_model(tmp_path):
 
 
 def test_llm_judge_model_is_chosen_apart_from_the_answer_backend(tmp_path, monkeypatch):
-    from eval.judges import LLMJudge
-    from eval.logprob_judge import LogprobJudge
+    from rag.judge.judges import LLMJudge
+    from rag.judge.logprob_judge import LogprobJudge
     from eval.runner import make_judge
     from rag.config import Config
 

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from eval.metrics import short_answer, short_answer_f1
-from rag.extractive import answer_type, central_sentences, is_overview, overview_topic, short_answer as span_of
-from rag.sentences import Span
+from rag.answer.extractive import answer_type, central_sentences, is_overview, overview_topic, short_answer as span_of
+from rag.index.sentences import Span
 
 
 @pytest.mark.parametrize("question,kind", [
@@ -80,9 +80,9 @@ def test_short_answer_metric():
 
 
 def test_a_learned_scorer_plugs_in_behind_the_scorer_interface():
-    from rag.extractive import Candidate, CrossEncoderScorer, FeatureScorer, SentenceEmbeddings, choose
+    from rag.answer.extractive import Candidate, CrossEncoderScorer, FeatureScorer, SentenceEmbeddings, choose
 
-    class Stub:  # stands in for rag.cross_encoder.sentence_scorer(): P(answer) per (question, sentence pair)
+    class Stub:  # stands in for rag.judge.cross_encoder.sentence_scorer(): P(answer) per (question, sentence pair)
         threshold = 0.5
 
         def predict(self, pairs):

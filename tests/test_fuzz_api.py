@@ -59,7 +59,7 @@ def assistant(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(assistant):
-    from rag.server import create_app
+    from rag.serve.app import create_app
 
     recorder = StatusRecorder(create_app(assistant, ui=False, max_upload_bytes=2 * 2**20))
     with serve_app(recorder) as url:
@@ -77,7 +77,7 @@ def url(server):
 @pytest.fixture
 def fuzzed_server(tmp_path):
     """A server of its own: the stateful phase uploads and deletes documents."""
-    from rag.server import create_app
+    from rag.serve.app import create_app
 
     recorder = StatusRecorder(create_app(open_assistant(tmp_path / "fuzzed"), ui=False, max_upload_bytes=2 * 2**20))
     with serve_app(recorder) as url:
@@ -289,7 +289,7 @@ def test_server_survived_everything(server):
 
 
 def test_key_cors_and_read_only_on_the_real_server(assistant):
-    from rag.server import create_app
+    from rag.serve.app import create_app
 
     with serve_app(create_app(assistant, api_key=KEY, read_only=True)) as url:
         key = {"X-API-Key": KEY}
@@ -331,13 +331,13 @@ def test_serve_binds_loopback_by_default(monkeypatch, tmp_path):
     import uvicorn
     from click.testing import CliRunner
 
-    import rag.server
+    import rag.serve.app
     from conftest import ROOT
     from rag.cli import cli
 
     help_text = CliRunner().invoke(cli, ["serve", "--help"]).output
     assert re.search(r"--host\s+TEXT.*\[default:\s*127\.0\.0\.1\]", " ".join(help_text.split())), help_text
-    assert inspect.signature(rag.server.run).parameters["host"].default == "127.0.0.1"
+    assert inspect.signature(rag.serve.app.run).parameters["host"].default == "127.0.0.1"
 
     captured = {}
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: captured.update(kw))

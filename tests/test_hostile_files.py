@@ -135,8 +135,8 @@ EXPECTED_FOLDER_REASONS = {**REASONS, "huge.txt": "too large", "link-outside.txt
 
 @pytest.mark.timeout(120)
 def test_folder_ingest_skips_hostile_files_with_reasons(tmp_path, hostile_bytes, config):
-    from rag.ingest import Indexer
-    from rag.store import Store
+    from rag.index.ingest import Indexer
+    from rag.index.store import Store
 
     folder = build_corpus(tmp_path, hostile_bytes)
     store = Store(config)
@@ -166,7 +166,7 @@ def test_folder_ingest_skips_hostile_files_with_reasons(tmp_path, hostile_bytes,
 
 def test_size_limit_is_checked_before_reading(tmp_path):
     """The 200 MB file is refused from its size: no buffer of it is ever allocated."""
-    from rag.loaders import LoadError, Skipped, load_file, read_limited
+    from rag.index.loaders import LoadError, Skipped, load_file, read_limited
 
     huge = tmp_path / "huge.txt"
     with open(huge, "wb") as fh:
@@ -190,7 +190,7 @@ def test_size_limit_is_checked_before_reading(tmp_path):
 
 @pytest.mark.timeout(60)
 def test_pathological_html_parses_in_linear_time():
-    from rag.loaders import LoadError, parse_bytes
+    from rag.index.loaders import LoadError, parse_bytes
 
     for unit in ("<a ", "<!", "</", "<", "<a b='", "<![ >", "<div>", "<table><tr><td>"):
         data = (unit * (2_000_000 // len(unit)) + "<p>end of soup</p>").encode()
@@ -230,7 +230,7 @@ UPLOAD_NAMES = {  # name sent -> name it must be indexed under
 @pytest.mark.slow
 @pytest.mark.timeout(180)
 def test_uploads_refuse_hostile_files_and_never_write_outside(tmp_path, hostile_bytes, monkeypatch):
-    from rag.server import create_app
+    from rag.serve.app import create_app
 
     work = tmp_path / "work"  # the server's working directory
     work.mkdir()
@@ -325,7 +325,7 @@ JS_DOC = ("Harbour Lights programme\n"
 def test_javascript_links_in_documents_are_never_links_in_the_ui(tmp_path):
     from playwright.sync_api import sync_playwright
 
-    from rag.server import create_app
+    from rag.serve.app import create_app
 
     assistant = open_assistant(tmp_path)
     assistant.add_document(JS_DOC.encode(), "harbour-lights.txt")

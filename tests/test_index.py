@@ -2,9 +2,9 @@ from pathlib import Path
 
 import pytest
 
-from rag.ingest import IngestLocked, Indexer, ingest_lock
-from rag.retriever import HybridRetriever
-from rag.store import Store
+from rag.index.ingest import IngestLocked, Indexer, ingest_lock
+from rag.answer.retriever import HybridRetriever
+from rag.index.store import Store
 
 from conftest import SEED_ARTICLE
 
@@ -49,9 +49,9 @@ def test_changed_file_replaces_old_chunks_and_prune(config, seed_copy, tmp_path)
 
 def test_half_written_document_is_invisible_then_completed(config, seed_copy):
     """Simulate a crash after chunks were written but before the record (the commit point)."""
-    from rag.chunking import chunk_document
-    from rag.embeddings import embed_texts
-    from rag.loaders import load_file
+    from rag.index.chunking import chunk_document
+    from rag.index.embeddings import embed_texts
+    from rag.index.loaders import load_file
 
     store = Store(config)
     doc = load_file(seed_copy / SEED_ARTICLE.name)

@@ -8,8 +8,8 @@ import math
 import pytest
 
 from conftest import JUDGE_EVIDENCE as EVIDENCE
-from eval import judges
-from eval.judges import CrossEncoderJudge, Judge, Verdict, aggregate, judge_output
+from rag.judge import judges
+from rag.judge.judges import CrossEncoderJudge, Judge, Verdict, aggregate, judge_output
 
 
 @pytest.fixture(scope="module")

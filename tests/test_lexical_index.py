@@ -1,4 +1,4 @@
-"""The persistent lexical index (rag/lexical_index.py): exact BM25 against the in-memory
+"""The persistent lexical index (rag/index/lexical_index.py): exact BM25 against the in-memory
 reference, incremental updates, catch-up of a second replica from Chroma records and
 tombstones, crash-safety (a half-written document stays invisible)."""
 
@@ -11,9 +11,9 @@ import time
 import pytest
 
 from rag.config import Config
-from rag.lexical import BM25, tokenize
-from rag.lexical_index import LexicalIndex
-from rag.store import DocRecord
+from rag.index.lexical import BM25, tokenize
+from rag.index.lexical_index import LexicalIndex
+from rag.index.store import DocRecord
 
 WORDS = ("nato summit ukraine russia crimea border treaty article ceasefire victory plan election minister "
          "bank market shares growth football league cup player coach film award actor music album chart "
@@ -21,7 +21,7 @@ WORDS = ("nato summit ukraine russia crimea border treaty article ceasefire vict
 
 
 class FakeStore:
-    """The slice of rag.store.Store the index reads, in memory (records, chunks, tombstones)."""
+    """The slice of rag.index.store.Store the index reads, in memory (records, chunks, tombstones)."""
 
     def __init__(self, config):
         self.config = config
@@ -228,9 +228,9 @@ def test_deleting_the_file_is_harmless(fake):
 # ---------------------------------------------------------------- the real store (embedded Chroma)
 
 def test_real_store_records_carry_commit_times_and_deletes_leave_tombstones(config, seed_copy):
-    from rag.ingest import Indexer
-    from rag.retriever import HybridRetriever
-    from rag.store import Store
+    from rag.index.ingest import Indexer
+    from rag.answer.retriever import HybridRetriever
+    from rag.index.store import Store
 
     store = Store(config)
     assert store.is_empty()

@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from rag.loaders import Skipped, iter_files, load_file, parse_bytes, LoadError
+from rag.index.loaders import Skipped, iter_files, load_file, parse_bytes, LoadError
 
 import pytest
 

@@ -27,7 +27,7 @@ def test_faithfulness_is_supported_over_total():
 
 
 def test_faithfulness_reads_verdict_objects():
-    from eval.judges import Verdict
+    from rag.judge.judges import Verdict
 
     verdicts = [Verdict(True, 0.9), Verdict(False, 0.1), Verdict(False, 0.2)]
     assert faithfulness(verdicts) == pytest.approx(1 / 3)

@@ -1,4 +1,4 @@
-"""The data-directory owner lock (rag/ownership.py) on its own."""
+"""The data-directory owner lock (rag/index/ownership.py) on its own."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import multiprocessing
 
 import pytest
 
-from rag.ownership import LOCK_NAME, DataDirBusy, own
+from rag.index.ownership import LOCK_NAME, DataDirBusy, own
 
 
 def test_second_owner_is_refused_with_who_holds_it(tmp_path):

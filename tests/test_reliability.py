@@ -99,7 +99,7 @@ def town_document(town: str, version: int = 1) -> str:
 
 
 def doc_id_of(name: str) -> str:
-    from rag.loaders import doc_id_for
+    from rag.index.loaders import doc_id_for
 
     return doc_id_for(f"upload:{name}")
 
@@ -128,7 +128,7 @@ class Probe:
 
     def chunks_complete(self, doc_id: str, where: str) -> None:
         """White-box: the committed record of ``doc_id`` and its visible chunks agree."""
-        from rag.store import Store
+        from rag.index.store import Store
 
         store = self.assistant.store
         for _attempt in range(3):
@@ -164,7 +164,7 @@ class Probe:
 def test_queries_stay_correct_during_uploads_and_deletes(tmp_path):
     """4 reader threads and a document lister keep running while two writer threads upload six
     multi-chunk documents, replace one and delete three; bounded to ~60 s."""
-    from rag.server import create_app
+    from rag.serve.app import create_app
 
     assistant = open_assistant(tmp_path)
     seed_id = assistant.documents()[0].doc_id
@@ -319,7 +319,7 @@ def test_streams_pull_items_in_batches_in_order():
     import asyncio
 
     from rag.models import Answer
-    from rag.server import BatchedNext
+    from rag.serve.app import BatchedNext
 
     def words(fail: bool = False, slow: float = 0.0):
         for w in ["one", " two", " three"]:

@@ -1,7 +1,7 @@
 """Two `rag serve` replicas (own data dirs, own lexical indexes) on one `chroma run` server:
 a document uploaded through one is answerable through the other within 2 s, and a delete
 through one disappears from the other within 2 s (both catch up from Chroma's records and
-tombstones, rag/lexical_index.py)."""
+tombstones, rag/index/lexical_index.py)."""
 
 from __future__ import annotations
 

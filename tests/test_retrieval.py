@@ -1,6 +1,6 @@
 import pytest
 
-from rag.retriever import HybridRetriever
+from rag.answer.retriever import HybridRetriever
 
 QUESTIONS = [
     ("What did Zelenskyy say about Crimea?", "Crimea"),
@@ -18,8 +18,8 @@ def news_index(tmp_path_factory):
 
     from eval.datasets import bbc_articles
     from rag.config import Config
-    from rag.ingest import Indexer
-    from rag.store import Store
+    from rag.index.ingest import Indexer
+    from rag.index.store import Store
 
     from conftest import SEED_ARTICLE
 

@@ -1,7 +1,7 @@
 """The UI's HTML for citations (unit level; the browser test drives the real page)."""
 
 from rag.models import Citation, Highlight
-from ui.app import card_html
+from rag.serve.ui import card_html
 
 QUOTE = "In an interview with Sky News, he said <b>hi</b>"
 DOC = "Intro. " + QUOTE + " More."

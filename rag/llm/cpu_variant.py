@@ -318,7 +318,7 @@ def main(argv: list[str]) -> int:
         return 0
     if argv[:1] == ["probe"] and len(argv) in (3, 5):
         return _child_probe(argv[1], argv[2], *map(int, argv[3:]))
-    from rag.packaged_models import packaged_path
+    from rag.llm.packaged_models import packaged_path
 
     model = Path(argv[0]) if argv else packaged_path("qwen2.5-coder-1.5b")
     print(f"{cpu_name()}: llama.cpp CPU variant {choose_variant(model, progress=print)} for {model.name}")

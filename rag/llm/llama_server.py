@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 
-from .cpu_variant import ensure_cpu_backend
+from rag.llm.cpu_variant import ensure_cpu_backend
 
 
 def main() -> None:

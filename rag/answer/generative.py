@@ -1,8 +1,8 @@
 """Generative answers whose quotes are verbatim by construction.
 
-A model (any llama-index ``LLM`` from ``rag.llms``) reads compact evidence
-(``rag.evidence``: the best sentences of the retrieved chunks with a little context,
-numbered one by one) and writes structured claims (``rag.structured``): each claim is a
+A model (any llama-index ``LLM`` from ``rag.llm.backends``) reads compact evidence
+(``rag.answer.evidence``: the best sentences of the retrieved chunks with a little context,
+numbered one by one) and writes structured claims (``rag.answer.structured``): each claim is a
 short sentence in its own words plus the number of the sentence it rests on.
 
 * llama.cpp backends (in-process GGUF, ``llama_cpp.server``) and servers that enforce
@@ -15,7 +15,7 @@ short sentence in its own words plus the number of the sentence it rests on.
   to exact offsets).
 
 Each claim is then checked: it must cite a sentence of the evidence, its text must be a
-statement (not empty, not a question), and it must pass ``rag.support``: mostly words of
+statement (not empty, not a question), and it must pass ``rag.judge.support``: mostly words of
 its sentence (or the question), and no negation/antonym flip against it by the judge. A claim
 that fails is dropped into ``Answer.dropped_claims`` with the reason. An empty claim
 list is the model's abstention. When every claim is dropped, the extractive answer is
@@ -31,14 +31,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Iterator
 
-from . import evidence as evidence_mod
-from .extractive import candidates, is_overview
-from .lexical import tokenize
-from .llms import BackendSpec, BackendUnavailable, LLMOptions, make_llm, parse_spec
-from .models import Answer, Citation, ClaimEvent, Highlight
-from .prompts import ABSTAIN, answer_messages, condense_messages
-from .support import NOT_IN_QUOTE
-from .structured import (claims_schema, llama_cpp_format, parse_claims, partial_claims, response_formats, says_abstain,
+from rag.answer import evidence as evidence_mod
+from rag.answer.extractive import candidates, is_overview
+from rag.index.lexical import tokenize
+from rag.llm.backends import BackendSpec, BackendUnavailable, LLMOptions, make_llm, parse_spec
+from rag.models import Answer, Citation, ClaimEvent, Highlight
+from rag.answer.prompts import ABSTAIN, answer_messages, condense_messages
+from rag.judge.support import NOT_IN_QUOTE
+from rag.answer.structured import (claims_schema, llama_cpp_format, parse_claims, partial_claims, response_formats, says_abstain,
                          short_answer)
 
 NOTE_UNVERIFIED = "no claim of the model answer could be verified; showing extractive answer"
@@ -187,7 +187,7 @@ class Generator:
         self.name = self.spec.name
         self.local = hasattr(self.llm, "llama") or self.spec.kind == "gguf"
         if support is None:
-            from .support import default_support
+            from rag.judge.support import default_support
 
             support, support_threshold = default_support()
         self.support, self.support_threshold = support, support_threshold if support_threshold is not None else 0.5

@@ -9,7 +9,7 @@ Two collections per index name:
   document text (citations are checked against it), metadata ``source,
   title, doc_hash, n_chunks, committed_at`` and the mean of its chunk vectors.
   ``committed_at`` is the writer's clock at the commit point: replicas read
-  only the records newer than their watermark (``rag.lexical_index``).
+  only the records newer than their watermark (``rag.index.lexical_index``).
 * ``<name>_deletes``: one tombstone per deleted document (id ``doc_id``,
   metadata ``deleted_at``), written *before* the record is removed, so every
   replica learns of a delete from Chroma; purged after a week by
@@ -24,7 +24,7 @@ The same code runs on an embedded ``PersistentClient`` and on a Chroma
 server (``RAG_CHROMA_URL``): nothing here depends on local files.
 
 Which version of a document is committed is asked of ``visibility`` when a
-catalog is attached (``rag.lexical_index.LexicalIndex`` attaches itself: both
+catalog is attached (``rag.index.lexical_index.LexicalIndex`` attaches itself: both
 retrieval signals then read one snapshot, with no full read of the docs
 collection per process); without one, of a manifest re-read once a second.
 """
@@ -40,7 +40,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from .config import Config
+from rag.config import Config
 
 WRITE_BATCH = 1024
 RECORD_BATCH = 64  # records committed (and stamped) per request
@@ -106,17 +106,17 @@ class Store:
         self.config = config
         self.client = _client(config)
         name = config.collection
-        self.sparse = False  # Chroma's own sparse BM25 + Search() hybrid (rag/chroma_sparse.py)
+        self.sparse = False  # Chroma's own sparse BM25 + Search() hybrid (rag/index/chroma_sparse.py)
         extra = {}
         if config.chroma_url:
-            from . import chroma_sparse
+            from rag.index import chroma_sparse
 
             if chroma_sparse.mode() in ("auto", "on") and chroma_sparse.supports_sparse(self.client, config.chroma_url):
                 extra = {"schema": chroma_sparse.chunks_schema()}
         self.chunks = self.client.get_or_create_collection(
             f"{name}_chunks", embedding_function=None, configuration={"hnsw": {"space": "cosine"}}, **extra)
         if extra:
-            from .chroma_sparse import SPARSE_KEY
+            from rag.index.chroma_sparse import SPARSE_KEY
 
             schema = getattr(self.chunks, "schema", None)
             self.sparse = bool(schema is not None and SPARSE_KEY in getattr(schema, "keys", {}))
@@ -277,7 +277,7 @@ class Store:
 
     def hybrid_search(self, embedding: list[float], query: str, pool: int, n: int) -> list[ChunkHit]:
         """Chroma's dense + sparse RRF (only when ``self.sparse``); score = fused RRF score."""
-        from .chroma_sparse import SPARSE_KEY, build_search
+        from rag.index.chroma_sparse import SPARSE_KEY, build_search
 
         got = self.chunks.search(build_search(embedding, query, pool, max(n * 2, n + 8)))
         rows = got.rows()[0] if hasattr(got, "rows") else []
@@ -330,7 +330,7 @@ class Store:
             part = nodes[start : start + WRITE_BATCH]
             metadatas = [n.metadata for n in part]
             if self.sparse:
-                from .chroma_sparse import SPARSE_KEY, sparse_vector
+                from rag.index.chroma_sparse import SPARSE_KEY, sparse_vector
 
                 metadatas = [{**m, SPARSE_KEY: sparse_vector(n.text)} for m, n in zip(metadatas, part)]
             self.chunks.upsert(ids=[n.id_ for n in part], documents=[n.text for n in part],
@@ -379,7 +379,7 @@ class Store:
     def collect_garbage(self) -> int:
         """Delete chunks no committed record points to (left by an interrupted run), and
         tombstones older than a week (a replica idle that long compares every record)."""
-        from .lexical_index import TOMBSTONE_TTL
+        from rag.index.lexical_index import TOMBSTONE_TTL
 
         self.deletes.delete(where={"deleted_at": {"$lt": time.time() - TOMBSTONE_TTL}})
         manifest = self.manifest(max_age=0)

@@ -6,7 +6,7 @@ embedder sees full batches; each document is then committed on its own
 (see ``Store.write`` for the crash-safe write order). One ingest at a time
 per data directory: a second process is refused with a clear message.
 ``ingest_paths`` ends by catching up the data directory's lexical index
-(``rag.lexical_index``) with what it wrote.
+(``rag.index.lexical_index``) with what it wrote.
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ from typing import Callable, Iterable
 import numpy as np
 from llama_index.core.schema import Document
 
-from .chunking import chunk_document
-from .embeddings import embed_texts
-from .loaders import Skipped, iter_files, load_file
-from .store import Store
+from rag.index.chunking import chunk_document
+from rag.index.embeddings import embed_texts
+from rag.index.loaders import Skipped, iter_files, load_file
+from rag.index.store import Store
 
 EMBED_GROUP = 256  # chunks embedded together
 
@@ -174,7 +174,7 @@ class Indexer:
     def catch_up_lexical(self) -> None:
         """Bring this data directory's lexical index up to date now (cost: the new documents),
         so the first question after an ingest does not pay for it."""
-        from .lexical_index import LexicalIndex
+        from rag.index.lexical_index import LexicalIndex
 
         LexicalIndex.for_store(self.store).refresh(force=True)
 

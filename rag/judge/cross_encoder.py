@@ -9,7 +9,7 @@ At run time only onnxruntime, numpy and tokenizers are used.
 
 Each model is ``rag/data/<name>.onnx`` with a sidecar ``rag/data/<name>.json``
 (sha256 of the ONNX file, sequence budget, calibrated threshold, figures);
-the sha256 is checked once at load, like ``rag/embeddings.py`` does. Pairs are
+the sha256 is checked once at load, like ``rag/index/embeddings.py`` does. Pairs are
 run in batches sorted by length (less padding); when a pair is longer than
 the model's budget the longer side is cut first (``longest_first``), keeping
 the closing ``[SEP]``.
@@ -38,10 +38,10 @@ from pathlib import Path
 import numpy as np
 
 # One tokenizer, one sha256 check and one error type for every MiniLM model we run.
-from .embeddings import ModelFileError, _sha256  # noqa: F401  (ModelFileError: raised here, caught by callers)
-from .embeddings import load_tokenizer as tokenizer
+from rag.index.embeddings import ModelFileError, _sha256  # noqa: F401  (ModelFileError: raised here, caught by callers)
+from rag.index.embeddings import load_tokenizer as tokenizer
 
-DATA_DIR = Path(__file__).parent / "data"
+DATA_DIR = Path(__file__).resolve().parents[1] / "data"
 CLS, SEP, PAD = 101, 102, 0
 
 SENTENCE_MODEL = "sentence-minilm"
@@ -189,7 +189,7 @@ def sentence_scorer() -> CrossEncoder:
 # --------------------------------------------------------------------------- judge
 
 def _content(text: str) -> list[str]:
-    from .lexical import tokenize
+    from rag.index.lexical import tokenize
 
     return tokenize(text)
 
@@ -198,7 +198,7 @@ def evidence_window(claim: str, evidence: str | list[str], budget: int = 160) ->
     """The evidence the judge reads for ``claim``: whole if it fits in ``budget`` wordpieces, else the
     sentences sharing most (idf-weighted) content words with the claim, plus their neighbours while room
     is left, in document order. ``evidence`` may be a list of texts (each split into sentences)."""
-    from .sentences import sentence_spans
+    from rag.index.sentences import sentence_spans
 
     texts = [evidence] if isinstance(evidence, str) else list(evidence)
     sents = [s.text(t) for t in texts for s in sentence_spans(t)]

@@ -147,9 +147,9 @@ def header_html(assistant, read_only: bool) -> str:
 
 def build_blocks(assistant, *, read_only: bool = False, max_upload_bytes: int = 20 * 2**20) -> gr.Blocks:
     from rag.assistant import BadRequest, MAX_HISTORY_TURNS
-    from rag.llms import BackendUnavailable
-    from rag.loaders import SUPPORTED, LoadError
-    from rag.store import Store
+    from rag.llm.backends import BackendUnavailable
+    from rag.index.loaders import SUPPORTED, LoadError
+    from rag.index.store import Store
 
     def doc_text(doc_id: str) -> str | None:
         try:

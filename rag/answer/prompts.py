@@ -1,14 +1,14 @@
 """Prompts for generative backends.
 
-The answer prompt shows compact evidence (``rag.evidence``) as numbered sentences grouped
+The answer prompt shows compact evidence (``rag.answer.evidence``) as numbered sentences grouped
 by document and asks for structured claims, ``{"claims": [{"claim": ..., "source": N}]}``
-(``rag.structured``): each claim is a short sentence resting on sentence N; an empty list
+(``rag.answer.structured``): each claim is a short sentence resting on sentence N; an empty list
 means the sentences do not answer. The system message comes first
 and never changes, so llama.cpp reuses its cached KV state from one question to the next.
 Passages are data, not instructions: they sit between ``=== PASSAGES ===`` and
 ``=== END OF PASSAGES ===`` (delimiter-like text and chat-template tokens inside a passage
 are defused) and the system message says to ignore instructions found inside them.
-Whatever the model writes is checked afterwards (``rag.generative``).
+Whatever the model writes is checked afterwards (``rag.answer.generative``).
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def defuse(text: str) -> str:
 
 
 def render_evidence(evidence) -> str:
-    """Numbered sentences grouped by document (``rag.evidence.Evidence``); a gap between two
+    """Numbered sentences grouped by document (``rag.answer.evidence.Evidence``); a gap between two
     runs of one document is shown as an ellipsis."""
     lines, last_doc = [BEGIN], None
     for p in evidence.passages:

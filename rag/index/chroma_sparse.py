@@ -11,7 +11,7 @@ not enabled in local"), so this is off unless asked for and detected:
 * A supporting server: a *new* index's chunk collection is created with
   ``chunks_schema()`` (existing collections keep the local BM25 index); each chunk's
   metadata carries ``sparse_vector(text)`` under ``SPARSE_KEY``: our tokens (stopwords,
-  plural folding, ``rag.lexical.tokenize``) hashed to 31-bit indices, weighted with
+  plural folding, ``rag.index.lexical.tokenize``) hashed to 31-bit indices, weighted with
   BM25's tf part (k1 1.2, b 0.75, length over ``AVG_LEN``); ``bm25=True`` asks the
   server for the idf part. Queries use ``query_vector`` (1.0 per distinct token).
 * ``build_search`` is the request: dense ``Knn`` and sparse ``Knn`` (both with ranks,
@@ -29,7 +29,7 @@ import uuid
 import zlib
 from collections import Counter
 
-from .lexical import tokenize
+from rag.index.lexical import tokenize
 
 SPARSE_KEY = "bm25_sparse"
 AVG_LEN = 60.0  # tokens per chunk after stopwords (seed + BBC: ~55-65)

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 from llama_index.core.schema import Document, NodeRelationship, RelatedNodeInfo, TextNode
 
-from .embeddings import MAX_WORDPIECES, load_tokenizer
-from .sentences import Span, sentence_spans
+from rag.index.embeddings import MAX_WORDPIECES, load_tokenizer
+from rag.index.sentences import Span, sentence_spans
 
 DEFAULT_MAX_WORDPIECES = 200
 DEFAULT_OVERLAP_WORDPIECES = 40

@@ -9,7 +9,7 @@
   server needs none).
 * ``gguf:PATH``: a GGUF file run in this process by llama-cpp-python.
 * ``qwen2.5-coder-1.5b``, ``smollm2``, ``gemma-270m`` (also ``gguf:NAME``): GGUF models
-  that ship inside PyPI packages (``rag.packaged_models`` finds or assembles them).
+  that ship inside PyPI packages (``rag.llm.packaged_models`` finds or assembles them).
 
 Every backend is a llama-index ``LLM`` (``OpenAILike`` or ``LlamaCppLLM``
 below), so callers use ``chat`` / ``stream_chat`` and nothing else.
@@ -36,8 +36,8 @@ from llama_index.core.bridge.pydantic import Field, PrivateAttr
 from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
 from llama_index.core.llms.custom import CustomLLM
 
-from .llm.cpu_variant import NoCpuBackend, ensure_cpu_backend
-from .packaged_models import ALIASES, INSTALL_HINT, PACKAGED, ModelMissing, PackagedModel, packaged_path
+from rag.llm.cpu_variant import NoCpuBackend, ensure_cpu_backend
+from rag.llm.packaged_models import ALIASES, INSTALL_HINT, PACKAGED, ModelMissing, PackagedModel, packaged_path
 
 VALID_FORMS = ("'extractive', 'openai:MODEL' (an OpenAI-compatible server), 'gguf:PATH' (a .gguf file), "
                "'qwen2.5-coder-1.5b', 'smollm2' or 'gemma-270m' (packaged models, also as 'gguf:NAME')")
@@ -372,7 +372,7 @@ def make_llm(spec: BackendSpec, config, options: LLMOptions | None = None):
     if spec.kind == "gguf":
         if find_spec("llama_cpp") is None:
             raise BackendUnavailable(spec.name, f"llama-cpp-python is not installed: {INSTALL_HINT}")
-        from .prompts import completion_prompt, COMPLETION_STOPS
+        from rag.answer.prompts import completion_prompt, COMPLETION_STOPS
 
         path = model_path(spec)
         packaged = spec.packaged

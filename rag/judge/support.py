@@ -9,7 +9,7 @@ near-copies of their sentence scored 0.35-0.45 (the model misjudges copies, see
 ``rag/data/judge-minilm.md``) while "The boiling point of water at sea level is 100°C." cited to an
 unrelated sentence scored 0.82. So the gate is:
 
-1. the judge's contradiction cues (``eval.judges.default_judge()``, the judge ``rag eval`` uses:
+1. the judge's contradiction cues (``rag.judge.judges.default_judge()``, the judge ``rag eval`` uses:
    a negation or antonym flip against the quote caps the claim below its threshold); and
 2. the claim's content words must mostly be in its quote (at least ``MIN_OVERLAP``): a claim
    about something its quote does not mention is dropped. Words of the question do not count:
@@ -30,7 +30,7 @@ weights (``rag/data/judge-minilm.onnx``) only rule 2 applies.
 
 from __future__ import annotations
 
-from .lexical import tokenize
+from rag.index.lexical import tokenize
 
 MIN_OVERLAP = 0.5
 NOT_IN_QUOTE = "it says what its quote does not"
@@ -45,11 +45,11 @@ def overlap(claim: str, quote: str) -> float:
 
 
 def default_support():
-    from .cross_encoder import DATA_DIR, JUDGE_MODEL
+    from rag.judge.cross_encoder import DATA_DIR, JUDGE_MODEL
 
     judge = None
     if (DATA_DIR / f"{JUDGE_MODEL}.onnx").is_file():
-        from eval.judges import default_judge  # the eval package ships with rag (pyproject packages)
+        from rag.judge.judges import default_judge  # the eval package ships with rag (pyproject packages)
 
         judge = default_judge()
 

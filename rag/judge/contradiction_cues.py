@@ -2,7 +2,7 @@
 
 The distilled judge (``rag/data/judge-minilm.onnx``) alone misses contradictions built from the evidence's
 own words ("does not mean" -> "does mean", "wary" -> "eager"; see its model card), and
-``eval.judges.CrossEncoderJudge`` caps a claim showing one of these two cues below its threshold.
+``rag.judge.judges.CrossEncoderJudge`` caps a claim showing one of these two cues below its threshold.
 
 They are what remains of the hand-made lexical judge the cross-encoder replaced. Its logistic model,
 similarity, novelty, name/number and swap features were deleted with it: the model alone measured at least
@@ -20,8 +20,8 @@ import math
 import re
 from functools import lru_cache
 
-from rag.lexical import STOPWORDS, tokenize
-from rag.sentences import clause_spans, sentence_spans
+from rag.index.lexical import STOPWORDS, tokenize
+from rag.index.sentences import clause_spans, sentence_spans
 
 NUMBER_WORDS = {w: str(i) for i, w in enumerate(
     "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "

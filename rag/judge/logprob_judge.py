@@ -33,13 +33,13 @@ from pathlib import Path
 
 from llama_index.core.base.llms.types import ChatMessage, MessageRole
 
-from rag.lexical import tokenize
-from rag.sentences import sentence_spans
+from rag.index.lexical import tokenize
+from rag.index.sentences import sentence_spans
 
-from .judges import LLMJudge, Verdict
+from rag.judge.judges import LLMJudge, Verdict
 
 PROMPT = "Document:\n{evidence}\n\nClaim: {claim}\n\nIs the claim supported by the document? Answer yes or no."
-CALIBRATION = Path(__file__).parent / "data" / "logprob_judge_calibration.json"
+CALIBRATION = Path(__file__).resolve().parents[1] / "data" / "logprob_judge_calibration.json"
 YES, NO = "yes", "no"
 
 

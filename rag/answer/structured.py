@@ -2,7 +2,7 @@
 
 A model answers with ``{"claims": [{"claim": ..., "source": N}, ...]}``: each claim is a
 short sentence in the model's words, and ``source`` the number of the evidence sentence
-(``rag.evidence``) it rests on. An empty list means the documents do not answer.
+(``rag.answer.evidence``) it rests on. An empty list means the documents do not answer.
 
 The schema's ``source`` is an ``enum`` of the evidence's sentence numbers, so a backend
 that enforces schemas can only cite a sentence that is in the documents, and the

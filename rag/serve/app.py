@@ -5,7 +5,7 @@ Routes (OpenAPI at ``/docs``):
 * ``POST /api/ask`` -> Answer; ``POST /api/ask/stream`` -> server-sent events
   (``delta`` {"text"} ..., then ``answer`` (the Answer), then ``done``; ``error`` {"detail"}).
 * ``GET/POST /api/documents``, ``GET/DELETE /api/documents/{doc_id}`` (GET gives the full text).
-* ``POST /v1/chat/completions``, ``GET /v1/models`` (OpenAI-compatible, ``rag.openai_compat``).
+* ``POST /v1/chat/completions``, ``GET /v1/models`` (OpenAI-compatible, ``rag.serve.openai_compat``).
 * ``GET /healthz`` (never needs a key).
 * The Gradio chat UI at ``/`` (mounted last, so every route above wins).
 
@@ -59,10 +59,10 @@ from fastapi.security import APIKeyHeader, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .llms import BackendUnavailable
-from .models import Answer, ClaimEvent, Turn
+from rag.llm.backends import BackendUnavailable
+from rag.models import Answer, ClaimEvent, Turn
 
-log = logging.getLogger("rag.server")
+log = logging.getLogger("rag.serve.app")
 
 MAX_UPLOAD_BYTES = int(float(os.environ.get("RAG_MAX_UPLOAD_MB", "20")) * 1024 * 1024)
 MAX_BODY_BYTES = int(float(os.environ.get("RAG_MAX_BODY_MB", "8")) * 1024 * 1024)
@@ -413,9 +413,9 @@ def _html(text: str) -> str:
 def create_app(assistant, *, read_only: bool = False, api_key: str | None = None, ui: bool = True,
                max_upload_bytes: int = MAX_UPLOAD_BYTES, max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
     """The FastAPI app over an open ``Assistant``: API routes, OpenAI-compatible routes, then the UI."""
-    from .assistant import BadRequest
-    from .loaders import SUPPORTED, LoadError, doc_id_for
-    from .store import Store
+    from rag.assistant import BadRequest
+    from rag.index.loaders import SUPPORTED, LoadError, doc_id_for
+    from rag.index.store import Store
 
     app = FastAPI(
         title="Grounded document chat",
@@ -564,7 +564,7 @@ def create_app(assistant, *, read_only: bool = False, api_key: str | None = None
 
     # ---------------------------------------------------------- /v1 (OpenAI-compatible)
 
-    from .openai_compat import router as openai_router
+    from rag.serve.openai_compat import router as openai_router
 
     app.include_router(openai_router(assistant, call), dependencies=[Depends(_documented_auth)])
 
@@ -595,7 +595,7 @@ def create_app(assistant, *, read_only: bool = False, api_key: str | None = None
     # ---------------------------------------------------------- UI (last: every route above wins)
 
     if ui:
-        from ui.app import mount_ui
+        from rag.serve.ui import mount_ui
 
         mount_ui(app, assistant, read_only=read_only, max_upload_bytes=max_upload_bytes)
 
@@ -611,14 +611,14 @@ def run(config, host: str = "127.0.0.1", port: int = 7860, read_only: bool = Fal
         api_key: str | None = None) -> None:
     """Open the index (indexing seeds/ when it is empty), print the URL and serve until stopped.
     Raises ownership.DataDirBusy when another process owns the local index."""
-    from .ownership import own
+    from rag.index.ownership import own
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     url = f"http://{shown}:{port}/"
     if config.chroma_url:
         return _serve(config, host, port, url, read_only, api_key)
-    # A local index belongs to one process: this server, for as long as it runs (see rag/ownership.py).
+    # A local index belongs to one process: this server, for as long as it runs (see rag/index/ownership.py).
     with own(Path(config.data_dir), "serve", url):
         # Gradio keeps uploads in GRADIO_TEMP_DIR: keep them in the data dir too
         os.environ.setdefault("GRADIO_TEMP_DIR", str(Path(config.data_dir).resolve() / "gradio-tmp"))
@@ -628,8 +628,8 @@ def run(config, host: str = "127.0.0.1", port: int = 7860, read_only: bool = Fal
 def _serve(config, host: str, port: int, url: str, read_only: bool, api_key: str | None) -> None:
     import uvicorn
 
-    from .assistant import Assistant
-    from .config import DEFAULT_SEEDS_DIR
+    from rag.assistant import Assistant
+    from rag.config import DEFAULT_SEEDS_DIR
 
     started = time.perf_counter()
     api_key = api_key or config.api_key

@@ -6,7 +6,7 @@ server (``RAG_CHROMA_URL``) every replica keeps its own file in its own
 ``DATA_DIR`` and catches up from Chroma; the file is a cache that can be
 deleted at any time (the next reader rebuilds it from Chroma).
 
-Tokens are ours (``rag.lexical.tokenize``: stopwords, plural folding): each
+Tokens are ours (``rag.index.lexical.tokenize``: stopwords, plural folding): each
 chunk is stored pre-tokenized and FTS5 (``ascii`` tokenizer) only splits on
 the spaces between them. FTS5's own ``bm25()`` uses a different idf
 (``log((N-df+0.5)/(df+0.5))``, clamped near 0 for common terms), so it only
@@ -16,7 +16,7 @@ tokens, df from ``fts5vocab`` and N / total length kept in ``meta``.
 
 Catch-up (``sync``): Chroma holds the truth. Each document record carries
 ``committed_at`` (writer's clock, stamped at the commit point) and each delete
-leaves a tombstone in ``<name>_deletes`` (see ``rag.store``). A replica reads
+leaves a tombstone in ``<name>_deletes`` (see ``rag.index.store``). A replica reads
 only the records and tombstones stamped at or after its watermark minus
 ``SYNC_SLACK`` seconds (writers' clocks and the stamp-to-visible delay may
 differ by that much), and reconciles each named document against the current
@@ -47,21 +47,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .lexical import tokenize
+from rag.index.lexical import tokenize
 
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 K1, B = 1.2, 0.75
 SYNC_SLACK = float(os.environ.get("RAG_SYNC_SLACK", "15"))  # seconds re-read behind the watermark
-TOMBSTONE_TTL = 7 * 24 * 3600.0  # tombstones older than this are purged (rag/store.py collect_garbage)
+TOMBSTONE_TTL = 7 * 24 * 3600.0  # tombstones older than this are purged (rag/index/store.py collect_garbage)
 DOC_BATCH = 64  # documents whose chunks are fetched from Chroma in one request
 CANDIDATES = 3  # FTS5 proposes CANDIDATES * n (at least MIN_CANDIDATES) rows; exact BM25 picks n
 MIN_CANDIDATES = 60
 
 
 def bm25_idf(n: int, df: int) -> float:
-    """Okapi BM25 idf with the +1 inside the log (never negative), as in ``rag.lexical.BM25``."""
+    """Okapi BM25 idf with the +1 inside the log (never negative), as in ``rag.index.lexical.BM25``."""
     return math.log(1 + (n - df + 0.5) / (df + 0.5))
 
 

@@ -28,7 +28,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from .models import Answer, ClaimEvent
+from rag.models import Answer, ClaimEvent
 
 MODEL_ID = "grounded-rag"
 CREATED = int(time.time())
@@ -87,7 +87,7 @@ def _split(messages: list[ChatMessage]) -> tuple[str, list[dict]]:
 
     Text that is not valid Unicode (a lone surrogate such as ``"\\ud800"``, which JSON allows)
     is refused here: the tokenizer cannot encode it."""
-    from .assistant import BadRequest
+    from rag.assistant import BadRequest
 
     for i in range(len(messages) - 1, -1, -1):
         if messages[i].role == "user":
@@ -116,8 +116,8 @@ def _citations(answer: Answer) -> list[dict]:
 
 def router(assistant, call) -> APIRouter:
     """The /v1 routes over an Assistant; ``call`` runs a blocking call in the threadpool, mapping
-    refusals to 422 (see rag.server.create_app)."""
-    from .assistant import BadRequest
+    refusals to 422 (see rag.serve.app.create_app)."""
+    from rag.assistant import BadRequest
 
     r = APIRouter(prefix="/v1", tags=["OpenAI-compatible"])
 
@@ -130,7 +130,7 @@ def router(assistant, call) -> APIRouter:
 
     @r.get("/models/{model_id}", response_model=ModelCard, summary="One model")
     async def model(model_id: str) -> ModelCard:
-        from .server import APIError
+        from rag.serve.app import APIError
 
         if model_id != MODEL_ID:
             raise APIError(404, f"no model {model_id!r}; this server offers {MODEL_ID!r}")
@@ -170,7 +170,7 @@ def router(assistant, call) -> APIRouter:
             return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
 
         async def events():
-            from .server import BatchedNext
+            from rag.serve.app import BatchedNext
 
             yield chunk({"role": "assistant", "content": ""})
             item, text, pull = first, [], BatchedNext(stream, end)

@@ -46,11 +46,11 @@ from typing import Callable, Protocol
 import numpy as np
 from llama_index.core.schema import NodeWithScore
 
-from .embeddings import embed_texts
-from .lexical import tokenize
-from .sentences import Span, sentence_spans
+from rag.index.embeddings import embed_texts
+from rag.index.lexical import tokenize
+from rag.index.sentences import Span, sentence_spans
 
-CALIBRATION = Path(__file__).parent / "data" / "abstention.json"
+CALIBRATION = Path(__file__).resolve().parents[1] / "data" / "abstention.json"
 DEFAULT_MODEL = {"weights": {"coverage": 4.0, "dense": 6.0, "rank": 1.0, "typed": 3.0}, "bias": -7.2,
                  "abstain": {"weights": {"best_coverage": 4.0, "best_dense": 6.0, "best_typed": 1.0}, "bias": -5.0,
                              "threshold": 0.5},
@@ -684,7 +684,7 @@ class FeatureScorer:
 
 class CrossEncoderScorer:
     """A learned scorer: a cross-encoder reads (question, sentence || previous sentence) and gives P(the
-    sentence holds or leads to the answer) (``rag.cross_encoder.sentence_scorer``, trained on HaluEval QA
+    sentence holds or leads to the answer) (``rag.judge.cross_encoder.sentence_scorer``, trained on HaluEval QA
     rows 0-3999). The feature model only shortlists the ``shortlist`` most promising candidates (for speed)
     and supplies the typed features; the cross-encoder's probabilities rank them. Abstention: the best
     probability against ``threshold`` (calibrated by ``bench/calibrate_abstention.py --scorer
@@ -694,7 +694,7 @@ class CrossEncoderScorer:
 
     def __init__(self, encoder, features: FeatureScorer, threshold: float | None = None, shortlist: int = 24,
                  typed_weight: float = 0.0, abstain_by: str = "learned", mix: float = 1.0):
-        from .cross_encoder import sentence_pair
+        from rag.judge.cross_encoder import sentence_pair
 
         self.encoder, self.features, self.shortlist = encoder, features, shortlist
         self._pair = sentence_pair
@@ -737,7 +737,7 @@ def make_scorer(features: FeatureScorer, kind: str | None = None) -> Scorer:
     if kind == "features" or (kind == "auto" and not features.model.get("cross_encoder", {}).get("default")):
         return features
     try:
-        from . import cross_encoder
+        from rag.judge import cross_encoder
 
         if not (cross_encoder.DATA_DIR / f"{cross_encoder.SENTENCE_MODEL}.json").is_file():
             raise FileNotFoundError("no sentence-scorer weights")

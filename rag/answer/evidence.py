@@ -12,7 +12,7 @@ offsets. The model cites a sentence by its number (a JSON-schema ``enum`` of the
 a grammar on llama.cpp), so every quote is verbatim by construction and costs the model
 one or two tokens instead of the whole sentence. ``Evidence.find`` maps what a model
 wrote back to a span: the number, else a quoted text located through
-``rag.quotes.locate`` (tolerant to whitespace and quote marks, snapped to exact offsets)
+``rag.answer.quotes.locate`` (tolerant to whitespace and quote marks, snapped to exact offsets)
 for servers that ignore the schema.
 """
 
@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .extractive import Candidate
-from .quotes import locate
-from .sentences import sentence_spans
+from rag.answer.extractive import Candidate
+from rag.answer.quotes import locate
+from rag.index.sentences import sentence_spans
 
 MIN_QUOTE_WORDS = 3
 
@@ -131,7 +131,7 @@ def by_similarity(question_vec, cands: list[Candidate], embed) -> list[Candidate
 
 def build(ranked: list[Candidate], nodes, doc_texts: dict[str, str], max_sentences: int = 6, max_words: int = 260,
           context: bool = True, lead: int = 0) -> Evidence:
-    """Evidence from the sentences of retrieved ``nodes`` (``rag.extractive.candidates``), ``ranked``
+    """Evidence from the sentences of retrieved ``nodes`` (``rag.answer.extractive.candidates``), ``ranked``
     best first (``doc_texts``: doc_id -> full text). ``lead`` > 0 adds the first ``lead`` sentences
     of the top document (overview questions)."""
     ranked = [c for c in ranked if doc_texts.get(c.doc_id)]  # a document gone since: nothing to quote

@@ -10,7 +10,7 @@ variant at least as good as the better single retriever at recall@1, @5 and
 reciprocal rank fusion. Each node carries ``dense_score`` and ``bm25_score``
 in its metadata for later stages.
 
-The BM25 side is ``rag.lexical_index.LexicalIndex``: a persistent SQLite FTS5
+The BM25 side is ``rag.index.lexical_index.LexicalIndex``: a persistent SQLite FTS5
 index in the data directory, caught up incrementally from Chroma (it is
 also the store's catalog of committed versions, so the dense side sees the
 same snapshot).
@@ -22,9 +22,9 @@ from llama_index.core.base.base_retriever import BaseRetriever
 from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
 from pydantic import PrivateAttr  # noqa: F401  (kept for subclassers)
 
-from .embeddings import MiniLMEmbedding, default_embedding
-from .lexical_index import LexicalIndex
-from .store import Store
+from rag.index.embeddings import MiniLMEmbedding, default_embedding
+from rag.index.lexical_index import LexicalIndex
+from rag.index.store import Store
 
 __all__ = ["HybridRetriever", "LexicalIndex"]
 
@@ -69,7 +69,7 @@ class HybridRetriever(BaseRetriever):
         pool = max(self.pool, top_k)
         found: dict[str, dict] = {}
         server_fused = self.mode == "hybrid" and getattr(self.store, "sparse", False)
-        if server_fused:  # Chroma's own dense + sparse RRF (rag/chroma_sparse.py); signals filled in below
+        if server_fused:  # Chroma's own dense + sparse RRF (rag/index/chroma_sparse.py); signals filled in below
             embedding = self.embed_model.get_query_embedding(query)
             for hit in self.store.hybrid_search(embedding, query, pool, top_k):
                 found[hit.chunk_id] = {"text": hit.text, "meta": hit.metadata, "server": hit.score}

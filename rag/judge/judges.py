@@ -7,9 +7,9 @@ judge's ``split`` and combines their scores with :func:`aggregate`.
 
 :class:`CrossEncoderJudge` (the default, no model server) is the distilled
 MiniLM cross-encoder ``rag/data/judge-minilm.onnx`` run on onnxruntime by
-``rag.cross_encoder``: it reads the claim together with its evidence window
+``rag.judge.cross_encoder``: it reads the claim together with its evidence window
 (the evidence sentences sharing most words with the claim, in document order,
-``rag.cross_encoder.evidence_window``) and gives P(supported). Trained by
+``rag.judge.cross_encoder.evidence_window``) and gives P(supported). Trained by
 ``bench/train_cross_encoder.py --task judge`` on HaluEval rows 0-2249
 (summarization, QA, dialogue) and synthetic contradictions over BBC articles;
 its threshold is calibrated on rows 2250-2499; measured on rows 2500-4999 and on
@@ -21,7 +21,7 @@ is mostly one claim), and its score is the weakest claim's.
 The hand-made lexical judge this replaced (novel words, name/number swaps, a
 logistic fit) is gone with its calibration file: the model beats it on every
 set we measure (see the model card). Only its negation and antonym cues remain
-(``eval/contradiction_cues.py``): a claim showing one is capped below the
+(``rag/judge/contradiction_cues.py``): a claim showing one is capped below the
 threshold, because the model alone misses contradictions in the evidence's own
 words.
 
@@ -37,10 +37,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from rag.lexical import tokenize
-from rag.sentences import sentence_spans
+from rag.index.lexical import tokenize
+from rag.index.sentences import sentence_spans
 
-from . import contradiction_cues
+from rag.judge import contradiction_cues
 
 
 @dataclass
@@ -131,7 +131,7 @@ class CrossEncoderJudge:
     CUE_MARGIN = 0.05
 
     def __init__(self, model_name: str | None = None, cues: bool = True):
-        from rag import cross_encoder
+        from rag.judge import cross_encoder
 
         self._ce = cross_encoder
         self.encoder = cross_encoder.load_model(model_name or cross_encoder.JUDGE_MODEL)

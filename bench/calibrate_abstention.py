@@ -45,8 +45,7 @@ from halueval_index import build, source_for
 import rag  # noqa: F401
 from eval.datasets import halueval_qa
 from rag.assistant import Assistant
-from rag.answer.extractive import (ANSWERABILITY, CALIBRATION, DEFAULT_MODEL, FeatureScorer, answerability_features,
-                            candidates, featurize, make_scorer)
+from rag.answer.extractive.scoring import ANSWERABILITY, CALIBRATION, DEFAULT_MODEL, FeatureScorer, answerability_features, candidates, featurize, make_scorer
 
 FEATURES = ["coverage", "dense", "rank", "typed"]
 

@@ -67,7 +67,7 @@ def claims_of(answer) -> list[tuple[str, list[int]]]:
     """(claim text without markers, cited ids) for each answer sentence that cites a supporting
     or contradicting quote. The answerer's framing words ("No.", "Related, but not an answer:")
     are not claims; a sentence citing only "related" passages (when abstaining) claims nothing."""
-    from rag.answer.extractive import FRAMES
+    from rag.assistant import FRAMES
     from rag.index.sentences import sentence_spans
 
     related = {c.id for c in answer.citations if c.role == "related"}

@@ -8,6 +8,7 @@ dropped with their markers, and an answer left without support abstains.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from pathlib import Path
@@ -17,8 +18,8 @@ import numpy as np
 
 from rag.config import Config
 from rag.index.embeddings import default_embedding
-from rag.answer.extractive import (Candidate, SentenceEmbeddings, candidates, choose, featurize, missing_entities,
-                         premise_verdict, scoring_model)
+from rag.answer.extractive.scoring import Candidate, SentenceEmbeddings, candidates, choose
+from rag.answer.extractive.premises import missing_entities, premise_verdict
 from rag.answer.followup import rewrite
 from rag.index.ingest import Indexer, IngestReport
 from rag.index.loaders import LoadError, make_document, parse_bytes
@@ -26,6 +27,12 @@ from rag.models import Answer, Citation, ClaimEvent
 from rag.answer.quotes import strip_markers, verify
 from rag.answer.retriever import HybridRetriever
 from rag.index.store import Store
+
+# Words the answerer adds around quotes; they frame a quote and are not claims about the documents.
+FRAMES = re.compile(r"^(?:No\.\s+|The documents contradict the premise of the question:\s+|"
+                    r"The documents do not mention [^;]{1,200}; what they say is:\s+|Related, but not an answer:\s+|"
+                    r"(?:The main points of|From) “[^”]{1,300}”:\s+|"
+                    r"\d+ documents are indexed[^:]{0,200}:\s+)")
 
 MAX_QUESTION_CHARS = 2000
 MAX_HISTORY_TURNS = 50
@@ -152,7 +159,7 @@ class Assistant:
     # ------------------------------------------------------------ composing
 
     def _extractive(self, question: str, nodes) -> Answer:
-        from rag.answer.extractive import is_overview
+        from rag.answer.extractive.overview import is_overview
 
         if not nodes:
             return Answer(answer="There are no indexed documents to answer from.", abstained=True,
@@ -180,7 +187,8 @@ class Assistant:
                 text += f" Related, but not an answer: {shown} [1]"
                 cites = [self._citation(1, related, "related")]
             return Answer(answer=text, abstained=True, status="abstained", citations=cites, backend="extractive")
-        from rag.answer.extractive import answer_type, question_names
+        from rag.answer.extractive.question_kinds import answer_type
+        from rag.answer.extractive.premises import question_names
 
         idf = self._idf()
         best = chosen[0]
@@ -219,10 +227,10 @@ class Assistant:
         return self._sentence_scorer().rank(question, candidates(nodes))
 
     def _sentence_scorer(self):
-        """The sentence scorer of the extractive answer (see ``rag.answer.extractive.Scorer``), made once."""
+        """The sentence scorer of the extractive answer (see ``rag.answer.extractive.scoring.Scorer``), made once."""
         scorer = getattr(self, "_scorer", None)
         if scorer is None:
-            from rag.answer.extractive import FeatureScorer, make_scorer
+            from rag.answer.extractive.scoring import FeatureScorer, make_scorer
 
             def query_vector(q: str) -> np.ndarray:
                 return np.asarray(self.embed_model.get_query_embedding(q), dtype=np.float32)
@@ -241,7 +249,7 @@ class Assistant:
         so that the user can ask for one by name."""
         import re
 
-        from rag.answer.extractive import overview_topic
+        from rag.answer.extractive.overview import overview_topic
         from rag.index.sentences import sentence_spans
 
         t0 = time.perf_counter()
@@ -302,7 +310,7 @@ class Assistant:
     def _central(self, text: str, spans, doc_hash: str, doc_id: str, source: str, title: str, k: int,
                  headline: bool) -> list[int]:
         """Indices of the lead and the k-1 sentences nearest the document's centroid (MiniLM vectors, cached)."""
-        from rag.answer.extractive import central_sentences
+        from rag.answer.extractive.overview import central_sentences
 
         cands = [Candidate(doc_id, doc_hash, source, title, s.start, s.end, s.text(text), 0) for s in spans]
         vectors = self.sentence_vectors.get(cands)
@@ -310,7 +318,7 @@ class Assistant:
 
     def _citation(self, n: int, c: Candidate, role: str, question: str | None = None) -> Citation:
         """A Citation of candidate ``c``; with ``question``, its short answer (if any) as the highlight."""
-        from rag.answer.extractive import short_answer
+        from rag.answer.extractive.question_kinds import short_answer
         from rag.models import Highlight
 
         cite = Citation(id=n, quote=c.text, doc_id=c.doc_id, source=c.source, title=c.title,

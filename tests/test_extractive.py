@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from eval.metrics import short_answer, short_answer_f1
-from rag.answer.extractive import answer_type, central_sentences, is_overview, overview_topic, short_answer as span_of
+from rag.answer.extractive.question_kinds import answer_type, short_answer as span_of
+from rag.answer.extractive.overview import central_sentences, is_overview, overview_topic
 from rag.index.sentences import Span
 
 
@@ -80,7 +81,7 @@ def test_short_answer_metric():
 
 
 def test_a_learned_scorer_plugs_in_behind_the_scorer_interface():
-    from rag.answer.extractive import Candidate, CrossEncoderScorer, FeatureScorer, SentenceEmbeddings, choose
+    from rag.answer.extractive.scoring import Candidate, CrossEncoderScorer, FeatureScorer, SentenceEmbeddings, choose
 
     class Stub:  # stands in for rag.judge.cross_encoder.sentence_scorer(): P(answer) per (question, sentence pair)
         threshold = 0.5

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rag.answer.extractive import Candidate
+from rag.answer.extractive.scoring import Candidate
 from rag.answer.quotes import locate
 from rag.index.sentences import sentence_spans
 
@@ -131,7 +131,7 @@ def by_similarity(question_vec, cands: list[Candidate], embed) -> list[Candidate
 
 def build(ranked: list[Candidate], nodes, doc_texts: dict[str, str], max_sentences: int = 6, max_words: int = 260,
           context: bool = True, lead: int = 0) -> Evidence:
-    """Evidence from the sentences of retrieved ``nodes`` (``rag.answer.extractive.candidates``), ``ranked``
+    """Evidence from the sentences of retrieved ``nodes`` (``rag.answer.extractive.scoring.candidates``), ``ranked``
     best first (``doc_texts``: doc_id -> full text). ``lead`` > 0 adds the first ``lead`` sentences
     of the top document (overview questions)."""
     ranked = [c for c in ranked if doc_texts.get(c.doc_id)]  # a document gone since: nothing to quote

@@ -32,7 +32,8 @@ from dataclasses import dataclass, field
 from typing import Iterator
 
 from rag.answer import evidence as evidence_mod
-from rag.answer.extractive import candidates, is_overview
+from rag.answer.extractive.scoring import candidates
+from rag.answer.extractive.overview import is_overview
 from rag.index.lexical import tokenize
 from rag.llm.backends import BackendSpec, BackendUnavailable, LLMOptions, make_llm, parse_spec
 from rag.models import Answer, Citation, ClaimEvent, Highlight

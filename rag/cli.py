@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 import textwrap
 from pathlib import Path
 
@@ -17,7 +16,32 @@ def _config(ctx) -> Config:
     return ctx.obj["config"]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class PluginGroup(click.Group):
+    """This package's subcommands plus those that installed packages register under the entry-point
+    group ``rag.commands`` (``rag eval`` comes from the eval harness that way: the product never
+    imports its harness)."""
+
+    def _load_plugins(self) -> None:
+        if getattr(self, "_plugins_loaded", False):
+            return
+        self._plugins_loaded = True
+        from importlib.metadata import entry_points
+
+        for ep in entry_points(group="rag.commands"):
+            if ep.name not in self.commands:
+                self.add_command(ep.load(), ep.name)
+
+    def list_commands(self, ctx):
+        self._load_plugins()
+        return super().list_commands(ctx)
+
+    def get_command(self, ctx, name):
+        if name not in self.commands:
+            self._load_plugins()
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=PluginGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--data-dir", envvar="RAG_DATA_DIR", type=click.Path(path_type=Path), default=None,
               help="All local state (Chroma files, caches). Env RAG_DATA_DIR; default ./.rag")
 @click.option("--chroma-url", envvar="RAG_CHROMA_URL", default=None,
@@ -152,38 +176,6 @@ def chat(ctx, top_k, llm):
         history += [{"role": "user", "content": question}, {"role": "assistant", "content": answer.answer}]
 
 
-@cli.command(name="eval")
-@click.argument("suites", nargs=-1)
-@click.option("--questions", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="JSONL: question, optional answer/expected, optional unanswerable; asked on your index")
-@click.option("--pairs", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="JSONL: context, output, optional label supported/unsupported; the judge alone")
-@click.option("--judge", "judge_name", type=click.Choice(["offline", "llm"]), default="offline", show_default=True)
-@click.option("--out", type=click.Path(path_type=Path), default=None, help="Run directory (default runs/<time>)")
-@click.option("--limit", type=click.IntRange(1, 5000), default=None, help="Rows/questions per suite")
-@click.option("--top-k", type=click.IntRange(1, 50), default=6, show_default=True)
-@click.option("--llm", envvar="RAG_LLM", default=None, help="Answer backend to evaluate")
-@click.option("--judge-llm", envvar="RAG_JUDGE_LLM", default=None,
-              help="Model for --judge llm (qwen2.5-coder-1.5b, openai:MODEL, gguf:PATH); default: the --llm backend")
-@click.pass_context
-def eval_(ctx, suites, questions, pairs, judge_name, out, limit, top_k, llm, judge_llm):
-    """Run eval suites (seed, bbc, halueval-qa, judge-halueval) and/or your own --questions/--pairs;
-    writes results.jsonl, summary.json, report.md and report.html."""
-    import time as _time
-
-    from eval.runner import run
-
-    out = out or Path("runs") / _time.strftime("%Y%m%d-%H%M%S")
-    try:
-        summary = run(list(suites), _config(ctx).with_(llm=llm), out, judge_name=judge_name, top_k=top_k,
-                      limit=limit, questions=questions, pairs=pairs, judge_llm=judge_llm)
-    except ValueError as exc:
-        raise click.ClickException(str(exc))
-    for name, rows in summary["tables"].items():
-        click.echo(f"\n{name}")
-        for row in rows:
-            click.echo("  " + ", ".join(f"{k}={v}" for k, v in row.items() if v is not None))
-    click.echo(f"\nreport: {out / 'report.html'}")
 
 
 @cli.command()

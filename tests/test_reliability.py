@@ -319,7 +319,7 @@ def test_streams_pull_items_in_batches_in_order():
     import asyncio
 
     from rag.models import Answer
-    from rag.serve.app import BatchedNext
+    from rag.serve.streaming import BatchedNext
 
     def words(fail: bool = False, slow: float = 0.0):
         for w in ["one", " two", " three"]:

@@ -41,9 +41,6 @@ CONDENSE_SYSTEM = ("Rewrite the user's last question as one standalone question 
                    "without the conversation. Replace pronouns with the names they refer to. "
                    "Reply with the question only.")
 
-# Base (non-instruct) models complete a document; these end the answer.
-COMPLETION_STOPS = ("\nQuestion:", "\nAnswer:", "\n\n\n", "<end_of_turn>", "===")
-
 _DELIMITER = re.compile(r"={3,}|</?\s*(?:passages?|system|user|assistant|instructions?)\b[^>]*>|<\|[^|>]*\|>|"
                         r"<(?:start|end)_of_turn>", re.I)
 
@@ -84,14 +81,3 @@ def condense_messages(question: str, history: Sequence[dict]) -> list[ChatMessag
     user = f"Conversation:\n{convo}\n\nLast question: {question.strip()}\n\nStandalone question:"
     return [ChatMessage(role=MessageRole.SYSTEM, content=CONDENSE_SYSTEM),
             ChatMessage(role=MessageRole.USER, content=user)]
-
-
-def completion_prompt(messages: Sequence[ChatMessage]) -> str:
-    """A plain-text rendering of a chat for base models: the instructions, then the
-    user's message, then an ``Answer:`` cue the model continues."""
-    system = "\n".join(m.content or "" for m in messages if m.role == MessageRole.SYSTEM)
-    user = "\n\n".join(m.content or "" for m in messages if m.role == MessageRole.USER)
-    cue = "Standalone question:" if user.rstrip().endswith("Standalone question:") else "Answer:"
-    if user.rstrip().endswith(cue):
-        user = user.rstrip()[: -len(cue)].rstrip()
-    return f"{system}\n\n{user}\n\n{cue}"

@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
-import numpy as np
 from llama_index.core.schema import Document
 
 from rag.index.chunking import chunk_document

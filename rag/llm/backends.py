@@ -372,7 +372,7 @@ def make_llm(spec: BackendSpec, config, options: LLMOptions | None = None):
     if spec.kind == "gguf":
         if find_spec("llama_cpp") is None:
             raise BackendUnavailable(spec.name, f"llama-cpp-python is not installed: {INSTALL_HINT}")
-        from rag.answer.prompts import completion_prompt, COMPLETION_STOPS
+        from rag.llm.completion import COMPLETION_STOPS, completion_prompt
 
         path = model_path(spec)
         packaged = spec.packaged

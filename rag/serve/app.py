@@ -45,7 +45,6 @@ import os
 import re
 import time
 import unicodedata
-from collections import deque
 from http.cookies import SimpleCookie
 from pathlib import Path
 from typing import Any, AsyncIterator, Literal
@@ -61,6 +60,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rag.llm.backends import BackendUnavailable
 from rag.models import Answer, ClaimEvent, Turn
+from rag.serve.errors import APIError
+from rag.serve.streaming import BatchedNext
 
 log = logging.getLogger("rag.serve.app")
 
@@ -69,14 +70,6 @@ MAX_BODY_BYTES = int(float(os.environ.get("RAG_MAX_BODY_MB", "8")) * 1024 * 1024
 MAX_HISTORY_ACCEPTED = 10_000
 KEY_COOKIE = "rag_key"
 DOCS_STATIC = "/docs-static"
-
-
-class APIError(Exception):
-    """An error answered as ``{"detail": reason}`` with a 4xx status."""
-
-    def __init__(self, status: int, detail: str, headers: dict[str, str] | None = None):
-        super().__init__(detail)
-        self.status, self.detail, self.headers = status, detail, headers
 
 
 # ------------------------------------------------------------------ models
@@ -172,40 +165,6 @@ def safe_filename(name: str | None) -> str:
     if not name or name in (".", ".."):
         raise APIError(422, "invalid file name")
     return name
-
-
-class BatchedNext:
-    """``await pull()`` gives the next item of a blocking iterator (``end`` when it is done).
-
-    Items are fetched in the threadpool in batches: one thread hop for everything the
-    iterator yields within ``budget`` seconds (all the words of an extractive answer, a few
-    tokens of a model's stream) instead of one hop per item, which under load made a
-    streamed answer several times slower than the same answer in one piece. An exception
-    from the iterator is raised after the items that came before it."""
-
-    def __init__(self, iterator, end, budget: float = 0.02):
-        self.iterator, self.end, self.budget = iterator, end, budget
-        self.buffer: deque = deque()
-        self.error: BaseException | None = None
-
-    def _fill(self) -> None:
-        deadline = time.monotonic() + self.budget
-        try:
-            while True:
-                item = next(self.iterator, self.end)
-                self.buffer.append(item)
-                if item is self.end or isinstance(item, Answer) or time.monotonic() >= deadline:
-                    return
-        except Exception as exc:  # noqa: BLE001  (re-raised in order by __call__)
-            self.error = exc
-
-    async def __call__(self):
-        if not self.buffer and self.error is None:
-            await run_in_threadpool(self._fill)
-        if self.buffer:
-            return self.buffer.popleft()
-        error, self.error = self.error, None
-        raise error
 
 
 def _sse(event: str, data: Any) -> str:

@@ -29,6 +29,8 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from rag.models import Answer, ClaimEvent
+from rag.serve.errors import APIError
+from rag.serve.streaming import BatchedNext
 
 MODEL_ID = "grounded-rag"
 CREATED = int(time.time())
@@ -130,8 +132,6 @@ def router(assistant, call) -> APIRouter:
 
     @r.get("/models/{model_id}", response_model=ModelCard, summary="One model")
     async def model(model_id: str) -> ModelCard:
-        from rag.serve.app import APIError
-
         if model_id != MODEL_ID:
             raise APIError(404, f"no model {model_id!r}; this server offers {MODEL_ID!r}")
         return card()
@@ -170,8 +170,6 @@ def router(assistant, call) -> APIRouter:
             return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
 
         async def events():
-            from rag.serve.app import BatchedNext
-
             yield chunk({"role": "assistant", "content": ""})
             item, text, pull = first, [], BatchedNext(stream, end)
             try:

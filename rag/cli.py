@@ -197,6 +197,29 @@ def serve(ctx, host, port, llm, api_key, read_only):
         raise click.ClickException(str(exc))
 
 
+@cli.command()
+@click.option("--no-run", is_flag=True, help="Do not run the models (skips the child processes)")
+@click.pass_context
+def doctor(ctx, no_run):
+    """Check what answers depend on: the CPU, the llama.cpp build and the CPU variant in use, each
+    installed model (size, sha256, and a few tokens in a child process with prefill and decode
+    tokens/s), the embedder, the judge, Chroma, and whether the network is needed.
+    Exits 1 with a one-line reason per failure."""
+    from .doctor import run_checks
+
+    failures = []
+    for check in run_checks(_config(ctx), run_models=not no_run):
+        mark = {True: click.style("ok  ", fg="green"), False: click.style("FAIL", fg="red"), None: "    "}[check.ok]
+        click.echo(f"{mark} {check.name}: {check.detail}")
+        if check.ok is False:
+            failures.append(check)
+    if failures:
+        click.echo(f"{len(failures)} problem(s):", err=True)
+        for check in failures:
+            click.echo(f"{check.name.strip()}: {check.detail}", err=True)
+        raise SystemExit(1)
+
+
 def main() -> None:
     cli(prog_name="rag")
 

@@ -48,12 +48,15 @@ def main() -> None:
     ap.add_argument("--model", default="qwen2.5-coder-1.5b")
     ap.add_argument("--rounds", type=int, default=2, help="interleaved rounds; the best of each is kept")
     ap.add_argument("--native-site", default=None)
+    ap.add_argument("--variants", default="", help="comma-separated subset (default: every variant the CPU claims)")
     ap.add_argument("--prompt", type=int, default=256, help="prompt tokens prefilled")
     ap.add_argument("--decode", type=int, default=32, help="tokens decoded one at a time")
     args = ap.parse_args()
     model = Path(args.model) if args.model.endswith(".gguf") else packaged_path(args.model)
     claimed = ranked_variants()
-    skipped = sorted(set(variant_files()) - set(claimed))
+    if args.variants:
+        claimed = [v for v in claimed if v in args.variants.split(",")]
+    skipped = sorted(set(variant_files()) - set(ranked_variants()))
     print(f"CPU: {cpu_name()}, {os.cpu_count()} cores; model {model.name}")
     print(f"variants this CPU lacks (score 0): {', '.join(skipped) or 'none'}")
     best: dict[str, dict] = {}

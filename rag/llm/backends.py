@@ -36,7 +36,8 @@ from llama_index.core.bridge.pydantic import Field, PrivateAttr
 from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
 from llama_index.core.llms.custom import CustomLLM
 
-from rag.llm.cpu_variant import NoCpuBackend, ensure_cpu_backend
+from rag.llm.cpu_variant import NoCpuBackend
+from rag.llm.worker import ModelError, ModelProcessDied, ModelWorker, isolated
 from rag.llm.packaged_models import ALIASES, INSTALL_HINT, PACKAGED, ModelMissing, PackagedModel, packaged_path
 
 VALID_FORMS = ("'extractive', 'openai:MODEL' (an OpenAI-compatible server), 'gguf:PATH' (a .gguf file), "
@@ -146,16 +147,18 @@ def model_path(spec: BackendSpec) -> Path:
         raise BackendUnavailable(spec.name, str(exc)) from exc
 
 
-# ------------------------------------------------------------------ in-process llama.cpp
+# ------------------------------------------------------------------ llama.cpp models
 
 
 class LlamaCppLLM(CustomLLM):
-    """A GGUF model run in this process by llama-cpp-python, as a llama-index LLM.
+    """A GGUF model run by llama-cpp-python, as a llama-index LLM.
 
-    ``chat_mode=True`` formats chats with the template stored in the GGUF
-    (instruct models); ``False`` renders messages with ``messages_to_prompt``
-    and completes the text (base models). The model loads on first use; one
-    generation runs at a time (llama.cpp contexts are not thread-safe)."""
+    The model runs in a child process (:class:`rag.llm.worker.ModelWorker`), so that a crash in
+    llama.cpp costs one answer (HTTP 503 with the reason) and the next call starts it again;
+    ``RAG_LLM_PROCESS=inprocess`` runs it in this process instead. ``chat_mode=True`` formats
+    chats with the template stored in the GGUF (instruct models); ``False`` renders messages
+    with ``messages_to_prompt`` and completes the text (base models). The model loads on first
+    use; one generation runs at a time (llama.cpp contexts are not thread-safe)."""
 
     model_path: str = Field(description="Path of the .gguf file")
     model_name: str = Field(default="gguf", description="Name reported in metadata")
@@ -166,7 +169,8 @@ class LlamaCppLLM(CustomLLM):
     chat_mode: bool = Field(default=True)
     stop: list[str] = Field(default_factory=list)
     seed: int = Field(default=0)
-    _llama: Any = PrivateAttr(default=None)
+    silence: float = Field(default=120.0, description="Seconds a model child may stay silent before it is stopped")
+    _engine: Any = PrivateAttr(default=None)
     _lock: Any = PrivateAttr(default_factory=threading.RLock)
 
     @classmethod
@@ -179,91 +183,83 @@ class LlamaCppLLM(CustomLLM):
                            model_name=self.model_name)
 
     @property
-    def llama(self):
+    def backend_name(self) -> str:
+        return f"gguf:{self.model_name}"
+
+    @property
+    def engine(self):
+        """The model: a ``ModelWorker`` (child process, the default) or a ``LlamaEngine`` in this process."""
         with self._lock:
-            if self._llama is None:
-                try:
-                    from llama_cpp import Llama
-                except ImportError as exc:
-                    raise BackendUnavailable(f"gguf:{self.model_name}",
-                                             f"llama-cpp-python is not installed: {INSTALL_HINT}") from exc
-                try:
-                    ensure_cpu_backend(self.model_path)
-                except NoCpuBackend as exc:
-                    raise BackendUnavailable(f"gguf:{self.model_name}", str(exc)) from exc
-                self._llama = Llama(model_path=self.model_path, n_ctx=self.n_ctx, seed=self.seed, verbose=False,
-                                    n_threads=self.n_threads or max(1, os.cpu_count() or 1))
-            return self._llama
+            if self._engine is None:
+                if find_spec("llama_cpp") is None:
+                    raise BackendUnavailable(self.backend_name, f"llama-cpp-python is not installed: {INSTALL_HINT}")
+                args = {"model_path": self.model_path, "n_ctx": self.n_ctx, "n_threads": self.n_threads,
+                        "seed": self.seed, "chat_mode": self.chat_mode}
+                if isolated():
+                    self._engine = ModelWorker(args, silence=self.silence, name=self.model_name)
+                else:
+                    try:
+                        from .llama_engine import LlamaEngine
+
+                        self._engine = LlamaEngine(**args)
+                    except NoCpuBackend as exc:
+                        raise BackendUnavailable(self.backend_name, str(exc)) from exc
+            return self._engine
+
+    def _call(self, method: str, *args):
+        engine = self.engine
+        try:
+            if isinstance(engine, ModelWorker):
+                return engine.call(method, *args)
+            with self._lock:
+                return getattr(engine, method)(*args)
+        except ModelProcessDied as exc:
+            raise BackendUnavailable(self.backend_name, exc.reason, 503) from exc
+        except ModelError as exc:
+            raise BackendUnavailable(self.backend_name, str(exc), 503) from exc
+
+    def _stream(self, method: str, *args) -> Iterator[dict]:
+        engine = self.engine
+        try:
+            if isinstance(engine, ModelWorker):
+                yield from engine.stream(method, *args)
+            else:
+                with self._lock:
+                    yield from getattr(engine, method)(*args)
+        except ModelProcessDied as exc:
+            raise BackendUnavailable(self.backend_name, exc.reason, 503) from exc
+        except ModelError as exc:
+            raise BackendUnavailable(self.backend_name, str(exc), 503) from exc
+
+    def close(self) -> None:
+        """Stop the model's child process (it restarts on the next call)."""
+        if isinstance(self._engine, ModelWorker):
+            self._engine.close()
 
     def render_chat(self, messages: Sequence[ChatMessage]) -> str:
         """The prompt text the GGUF's own chat template makes of ``messages`` (generation prompt added)."""
-        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
-
-        llama = self.llama
-        template = llama.metadata.get("tokenizer.chat_template")
-        if not self.chat_mode or not template:
+        if not self.chat_mode:
             return self.messages_to_prompt(messages)
-        text = llama._model.token_get_text  # noqa: SLF001  (llama-cpp-python has no public accessor)
-        eos, bos = llama.token_eos(), llama.token_bos()
-        formatter = Jinja2ChatFormatter(template=template, eos_token=text(eos) if eos != -1 else "",
-                                        bos_token=text(bos) if bos != -1 else "")
-        return formatter(messages=self._dicts(messages)).prompt
+        try:
+            return self._call("render_chat", self._dicts(messages))
+        except ValueError:  # no template in the file
+            return self.messages_to_prompt(messages)
 
     def next_token_logprobs(self, messages: Sequence[ChatMessage], top: int = 20) -> dict[str, float]:
-        """Log-probabilities of the ``top`` likeliest first tokens of the reply, by token text.
-
-        Reads the logits of the prompt's last position directly, so it needs neither
-        ``logits_all`` (1.2 GB of scores for a 151k vocabulary) nor a sampling step. The
-        longest prefix shared with the previous call stays in the KV cache: claims judged
-        against the same document only pay for the claim."""
-        import numpy as np
-
-        tokens = self.llama.tokenize(self.render_chat(messages).encode("utf-8"), add_bos=True, special=True)
-        with self._lock:
-            llama = self.llama
-            if len(tokens) > llama.n_ctx():
-                raise ValueError(f"prompt of {len(tokens)} tokens exceeds the context of {llama.n_ctx()}")
-            common = 0
-            for a, b in zip(llama._input_ids, tokens):  # noqa: SLF001
-                if a != b:
-                    break
-                common += 1
-            common = min(common, len(tokens) - 1, llama.n_tokens)
-            llama.n_tokens = common
-            llama.eval(tokens[common:])
-            logits = np.ctypeslib.as_array(llama._ctx.get_logits(), shape=(llama.n_vocab(),)).astype(np.float64)  # noqa: SLF001
-        logits -= logits.max()
-        logprobs = logits - np.log(np.exp(logits).sum())
-        best = np.argsort(-logprobs)[:top]
-        out: dict[str, float] = {}
-        for i in best:
-            piece = llama.detokenize([int(i)]).decode("utf-8", errors="replace")
-            out[piece] = float(np.logaddexp(out[piece], logprobs[i])) if piece in out else float(logprobs[i])
-        return out
+        """Log-probabilities of the ``top`` likeliest first tokens of the reply, by token text
+        (the logits of the prompt's last position; the KV prefix shared with the previous call is kept)."""
+        return self._call("next_token_logprobs", self.render_chat(messages), top)
 
     def count_tokens(self, text: str) -> int:
-        return len(self.llama.tokenize(text.encode("utf-8"), add_bos=False, special=True))
+        return self._call("count_tokens", text)
 
     def _params(self, kwargs: dict) -> dict:
         params = {"max_tokens": kwargs.get("max_tokens", self.max_tokens),
                   "temperature": kwargs.get("temperature", self.temperature),
                   "stop": list(kwargs.get("stop") or self.stop) or None, "seed": self.seed}
-        for key in ("response_format", "grammar", "logprobs", "top_logprobs"):
+        for key in ("response_format", "logprobs", "top_logprobs"):
             if kwargs.get(key) is not None:
                 params[key] = kwargs[key]
-        return params
-
-    def _completion_params(self, kwargs: dict) -> dict:
-        """Plain completions take no response_format: its JSON schema becomes a grammar."""
-        params = self._params(kwargs)
-        fmt = params.pop("response_format", None)
-        if fmt and fmt.get("schema") and "grammar" not in params:
-            import json
-
-            from llama_cpp import LlamaGrammar
-
-            params["grammar"] = LlamaGrammar.from_json_schema(json.dumps(fmt["schema"]), verbose=False)
-        params.pop("top_logprobs", None)
         return params
 
     @staticmethod
@@ -281,8 +277,7 @@ class LlamaCppLLM(CustomLLM):
             done = self.complete(self.messages_to_prompt(messages), formatted=True, **kwargs)
             return ChatResponse(message=ChatMessage(role=MessageRole.ASSISTANT, content=done.text), raw=done.raw,
                                 additional_kwargs=done.additional_kwargs)
-        with self._lock:
-            raw = self.llama.create_chat_completion(messages=self._dicts(messages), **self._params(kwargs))
+        raw = self._call("chat", self._dicts(messages), self._params(kwargs))
         text = raw["choices"][0]["message"].get("content") or ""
         return ChatResponse(message=ChatMessage(role=MessageRole.ASSISTANT, content=text), raw=raw,
                             additional_kwargs=self._usage(raw))
@@ -301,37 +296,31 @@ class LlamaCppLLM(CustomLLM):
 
         def gen() -> ChatResponseGen:
             text, n = "", 0
-            with self._lock:
-                for chunk in self.llama.create_chat_completion(messages=self._dicts(messages), stream=True,
-                                                               **self._params(kwargs)):
-                    delta = chunk["choices"][0].get("delta", {}).get("content") or ""
-                    if not delta:
-                        continue
-                    text, n = text + delta, n + 1
-                    yield ChatResponse(message=ChatMessage(role=MessageRole.ASSISTANT, content=text), delta=delta,
-                                       raw=chunk, additional_kwargs={"completion_tokens": n})
+            for chunk in self._stream("stream_chat", self._dicts(messages), self._params(kwargs)):
+                delta = chunk["choices"][0].get("delta", {}).get("content") or ""
+                if not delta:
+                    continue
+                text, n = text + delta, n + 1
+                yield ChatResponse(message=ChatMessage(role=MessageRole.ASSISTANT, content=text), delta=delta,
+                                   raw=chunk, additional_kwargs={"completion_tokens": n})
 
         return gen()
 
     @llm_completion_callback()
     def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
-        with self._lock:
-            raw = self.llama.create_completion(prompt=prompt, **self._completion_params(kwargs))
+        raw = self._call("complete", prompt, self._params(kwargs))
         return CompletionResponse(text=raw["choices"][0]["text"], raw=raw, additional_kwargs=self._usage(raw))
 
     @llm_completion_callback()
     def stream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponseGen:
         def gen() -> CompletionResponseGen:
             text, n = "", 0
-            with self._lock:
-                for chunk in self.llama.create_completion(prompt=prompt, stream=True,
-                                                          **self._completion_params(kwargs)):
-                    delta = chunk["choices"][0].get("text") or ""
-                    if not delta:
-                        continue
-                    text, n = text + delta, n + 1
-                    yield CompletionResponse(text=text, delta=delta, raw=chunk,
-                                             additional_kwargs={"completion_tokens": n})
+            for chunk in self._stream("stream_complete", prompt, self._params(kwargs)):
+                delta = chunk["choices"][0].get("text") or ""
+                if not delta:
+                    continue
+                text, n = text + delta, n + 1
+                yield CompletionResponse(text=text, delta=delta, raw=chunk, additional_kwargs={"completion_tokens": n})
 
         return gen()
 

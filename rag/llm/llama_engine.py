@@ -1,0 +1,102 @@
+"""A GGUF model on llama-cpp-python, with plain-data calls (dicts and strings in, dicts out) so
+that it can run in a child process (:mod:`rag.llm.worker`) as well as in this one.
+
+Imports only llama-cpp-python and numpy: a child that holds it starts in about a second.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Iterator
+
+from rag.llm.cpu_variant import ensure_cpu_backend
+
+
+class LlamaEngine:
+    """One ``llama_cpp.Llama``. Not thread-safe: callers serialise (one generation at a time)."""
+
+    def __init__(self, model_path: str, n_ctx: int = 2048, n_threads: int | None = None, seed: int = 0,
+                 chat_mode: bool = True):
+        from llama_cpp import Llama
+
+        ensure_cpu_backend(model_path)
+        self.chat_mode = chat_mode
+        self.llama = Llama(model_path=model_path, n_ctx=n_ctx, seed=seed, verbose=False,
+                           n_threads=n_threads or max(1, os.cpu_count() or 1))
+
+    # ------------------------------------------------------------ prompts and tokens
+
+    def render_chat(self, messages: list[dict]) -> str:
+        """The prompt text the GGUF's own chat template makes of ``messages`` (generation prompt added)."""
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        llama = self.llama
+        template = llama.metadata.get("tokenizer.chat_template")
+        if not template:
+            raise ValueError("this GGUF has no chat template")
+        text = llama._model.token_get_text  # noqa: SLF001  (llama-cpp-python has no public accessor)
+        eos, bos = llama.token_eos(), llama.token_bos()
+        formatter = Jinja2ChatFormatter(template=template, eos_token=text(eos) if eos != -1 else "",
+                                        bos_token=text(bos) if bos != -1 else "")
+        return formatter(messages=messages).prompt
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.llama.tokenize(text.encode("utf-8"), add_bos=False, special=True))
+
+    def next_token_logprobs(self, prompt: str, top: int = 20) -> dict[str, float]:
+        """Log-probabilities of the ``top`` likeliest next tokens after ``prompt``, by token text.
+
+        Reads the logits of the prompt's last position directly, so it needs neither
+        ``logits_all`` (1.2 GB of scores for a 151k vocabulary) nor a sampling step. The
+        longest prefix shared with the previous call stays in the KV cache: claims judged
+        against the same document only pay for the claim."""
+        import numpy as np
+
+        llama = self.llama
+        tokens = llama.tokenize(prompt.encode("utf-8"), add_bos=True, special=True)
+        if len(tokens) > llama.n_ctx():
+            raise ValueError(f"prompt of {len(tokens)} tokens exceeds the context of {llama.n_ctx()}")
+        common = 0
+        for a, b in zip(llama._input_ids, tokens):  # noqa: SLF001
+            if a != b:
+                break
+            common += 1
+        common = min(common, len(tokens) - 1, llama.n_tokens)
+        llama.n_tokens = common
+        llama.eval(tokens[common:])
+        logits = np.ctypeslib.as_array(llama._ctx.get_logits(), shape=(llama.n_vocab(),)).astype(np.float64)  # noqa: SLF001
+        logits -= logits.max()
+        logprobs = logits - np.log(np.exp(logits).sum())
+        best = np.argsort(-logprobs)[:top]
+        out: dict[str, float] = {}
+        for i in best:
+            piece = llama.detokenize([int(i)]).decode("utf-8", errors="replace")
+            out[piece] = float(np.logaddexp(out[piece], logprobs[i])) if piece in out else float(logprobs[i])
+        return out
+
+    # ------------------------------------------------------------ generation
+
+    @staticmethod
+    def _completion_params(params: dict) -> dict:
+        """Plain completions take no response_format: its JSON schema becomes a grammar."""
+        params = dict(params)
+        fmt = params.pop("response_format", None)
+        if fmt and fmt.get("schema") and "grammar" not in params:
+            from llama_cpp import LlamaGrammar
+
+            params["grammar"] = LlamaGrammar.from_json_schema(json.dumps(fmt["schema"]), verbose=False)
+        params.pop("top_logprobs", None)
+        return params
+
+    def chat(self, messages: list[dict], params: dict) -> dict:
+        return self.llama.create_chat_completion(messages=messages, **params)
+
+    def stream_chat(self, messages: list[dict], params: dict) -> Iterator[dict]:
+        yield from self.llama.create_chat_completion(messages=messages, stream=True, **params)
+
+    def complete(self, prompt: str, params: dict) -> dict:
+        return self.llama.create_completion(prompt=prompt, **self._completion_params(params))
+
+    def stream_complete(self, prompt: str, params: dict) -> Iterator[dict]:
+        yield from self.llama.create_completion(prompt=prompt, stream=True, **self._completion_params(params))

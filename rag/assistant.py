@@ -122,7 +122,9 @@ class Assistant:
         return self._finish(answer, question, used, t0, t1)
 
     def _condense(self, question: str, history: list[dict], generator=None) -> str:
-        if generator is not None and history:
+        # a model rewrites follow-ups, except when every document fits its prompt: then the
+        # rewrite would evict the documents' cached prefix, and retrieval does not choose the evidence
+        if generator is not None and history and generator.whole_scope(self) is None:
             return generator.condense(question, history) or rewrite(question, history)
         return rewrite(question, history)
 

@@ -39,6 +39,19 @@ class ClaimEvent(BaseModel):
 
     text: str
     citation: Citation
+    support: float | None = Field(None, description="The answer model's own P(its sentences support the claim)")
+
+
+class Claim(BaseModel):
+    """One claim of a model answer as kept: its sentence, the citation it rests on, and what checked it."""
+
+    text: str = Field(description="The claim sentence with its [n] marker")
+    citation_id: int
+    support: float | None = Field(
+        None, description="P(yes) that the cited sentences support every part of the claim, read from the answer "
+                          "model's own first-token logprobs (None: not checked by a model)")
+    checked_by: str = Field("", description="What decided the claim: 'self-check' (the answer model), "
+                                             "'json-verdict' (a model without logprobs) or 'overlap' (no model)")
 
 
 class Turn(BaseModel):
@@ -54,6 +67,7 @@ class Answer(BaseModel):
     backend: str = "extractive"
     question: str = ""
     question_used: str = Field("", description="The question actually answered (follow-ups rewritten with history)")
+    claims: list[Claim] = Field(default_factory=list, description="A model answer's kept claims with their support")
     dropped_claims: list[str] = Field(default_factory=list, description="Generated sentences removed by quote checks")
     note: str | None = Field(None, description="Why the answer was changed, e.g. fallback to extractive")
     timings_ms: dict[str, float] = Field(default_factory=dict)

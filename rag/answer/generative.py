@@ -15,16 +15,19 @@ short sentence in its own words plus the number of the sentence it rests on.
   to exact offsets).
 
 Each claim is then checked: it must cite a sentence of the evidence, its text must be a
-statement (not empty, not a question), and it must pass ``rag.judge.support``: mostly words of
-its sentence (or the question), and no negation/antonym flip against it by the judge. A claim
-that fails is dropped into ``Answer.dropped_claims`` with the reason. An empty claim
-list is the model's abstention. When every claim is dropped, the extractive answer is
+statement (not empty, not a question), and the answer model itself must find, on the next turn
+of the same conversation, that the cited sentence and its neighbours support every part of it
+(``rag.judge.self_check``: P(yes) from its first-token logprobs, over ``support_threshold``).
+A claim that fails is dropped into ``Answer.dropped_claims`` with the reason and its score;
+a kept one carries its score in ``Answer.claims``. An empty claim list is the model's
+abstention. When every claim is dropped, the extractive answer is
 returned with a ``note``. The Assistant's own final check
 (``document_text[start:end] == quote``) runs after this and is the last gate.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 import time
@@ -32,16 +35,17 @@ from dataclasses import dataclass, field
 from typing import Iterator
 
 from rag.answer import evidence as evidence_mod
-from rag.answer.extractive.scoring import candidates
+from rag.answer.extractive.scoring import Candidate, candidates
+from rag.index.sentences import sentence_spans
 from rag.answer.extractive.overview import is_overview
 from rag.index.lexical import tokenize
 from rag.llm.backends import BackendSpec, BackendUnavailable, LLMOptions, make_llm, parse_spec
-from rag.models import Answer, Citation, ClaimEvent, Highlight
+from rag.models import Answer, Citation, Claim, ClaimEvent, Highlight
 from rag.answer.prompts import ABSTAIN, answer_messages, condense_messages
-from rag.judge.support import NOT_IN_QUOTE
-from rag.answer.structured import (claims_schema, llama_cpp_format, parse_claims, partial_claims, response_formats, says_abstain,
+from rag.answer.structured import (claims_schema, llama_cpp_format, parse_claims, response_formats, says_abstain,
                          short_answer)
 
+UNSUPPORTED = "the model finds that its sentences do not support it"
 NOTE_UNVERIFIED = "no claim of the model answer could be verified; showing extractive answer"
 NOTE_ABSTAINED = "the model found no answer in the documents"
 ABSTAIN_TEXT = "The documents do not answer this question."
@@ -73,6 +77,7 @@ class Checked:
     kept: int = 0
     total: int = 0
     dropped: list[str] = field(default_factory=list)
+    claims: list[Claim] = field(default_factory=list)
     ids: dict = field(default_factory=dict)
     seen: set = field(default_factory=set)
 
@@ -83,26 +88,37 @@ def _score(question: str, quote: str) -> float:
 
 
 class ClaimChecker:
-    """Turns the model's claims into cited sentences, one at a time (so a stream can show each)."""
+    """Turns the model's claims into cited sentences, one at a time (so a stream can show each).
 
-    def __init__(self, question: str, evidence: evidence_mod.Evidence, support=None, threshold: float = 0.5):
+    ``verify(claim, sentences) -> (score, how)`` is the meaning check (the answer model's own
+    yes/no probability, :mod:`rag.judge.self_check`); a claim scoring under ``threshold`` is dropped
+    with its score. The sentences it is checked against are the cited one with its neighbours;
+    the citation then points at whichever of them shares most words with the claim (the cited
+    one on a tie): a 1.5B model often cites the sentence next to the one it used."""
+
+    def __init__(self, question: str, evidence: evidence_mod.Evidence, verify=None, threshold: float = 0.5):
         self.question, self.evidence = question, evidence
-        self.support, self.threshold = support, threshold
+        self.verify, self.threshold = verify, threshold
         self.result = Checked()
 
-    def reason_to_drop(self, text: str, quote) -> str | None:
+    def neighbours(self, quote) -> list:
+        return [q for q in self.evidence.around(quote) if q.n]
+
+    def reason_to_drop(self, text: str, quote) -> tuple[str | None, float | None, str]:
+        """(why it is dropped or None, its support score, what checked it)."""
         if quote is None:
-            return "it cites no sentence of the documents"
+            return "it cites no sentence of the documents", None, ""
         if not re.search(r"[^\W\d_]", text):
-            return "it says nothing"
+            return "it says nothing", None, ""
         if text.endswith("?"):
-            return "it is a question, not a claim"
-        if self.support is not None:
-            result = self.support(text, quote.text, self.question)
-            score, why = result if isinstance(result, tuple) else (result, None)
-            if score < self.threshold:
-                return why or f"its quote does not support it (score {score:.2f} < {self.threshold:.2f})"
-        return None
+            return "it is a question, not a claim", None, ""
+        if self.verify is None:
+            return None, None, ""
+        shown = sorted([quote, *self.neighbours(quote)], key=lambda q: q.start)
+        score, how = self.verify(text, "\n".join(f"[{q.n}] {q.text}" for q in shown))
+        if score < self.threshold:
+            return f"{UNSUPPORTED} (P(yes) {score:.2f} < {self.threshold:.2f}, {how})", score, how
+        return None, score, how
 
     def add(self, claim: dict) -> ClaimEvent | None:
         """Check one claim; its rendered sentence and citation, or None when dropped."""
@@ -110,18 +126,12 @@ class ClaimChecker:
         r.total += 1
         text = " ".join(_MARKERS.sub("", str(claim.get("claim", ""))).split())
         quote = self.evidence.find(claim.get("source"), claim.get("quote"))
-        why = self.reason_to_drop(text, quote)
-        if why and why.startswith(NOT_IN_QUOTE):
-            # the model often cites the sentence next to the one it used (measured: 2 of 4 dropped claims on
-            # HaluEval rows 0-9 copied the sentence after the one they cited), or two adjacent sentences:
-            # the claim moves to the nearest span that passes the same gate
-            for alt in self.evidence.around(quote):
-                if self.reason_to_drop(text, alt) is None:
-                    quote, why = alt, None
-                    break
+        why, support, how = self.reason_to_drop(text, quote)
         if why:
             r.dropped.append(f"{text or '(empty claim)'} -- dropped: {why}")
             return None
+        if quote.n:
+            quote = max([quote, *self.neighbours(quote)], key=lambda q: (overlap(text, q.text), q is quote))
         key = (quote.doc_id, quote.start, quote.end)
         if (key, text.lower()) in r.seen:
             return None  # the same claim twice
@@ -140,7 +150,15 @@ class ClaimChecker:
         sentence = f"{text} [{cite.id}]"
         r.text = f"{r.text} {sentence}".strip()
         r.kept += 1
-        return ClaimEvent(text=sentence, citation=cite)
+        support = round(support, 4) if support is not None else None
+        r.claims.append(Claim(text=sentence, citation_id=cite.id, support=support, checked_by=how))
+        return ClaimEvent(text=sentence, citation=cite, support=support)
+
+
+def overlap(claim: str, quote: str) -> float:
+    """Share of the claim's content words found in the quote (which neighbour to cite; not a gate)."""
+    words = set(tokenize(claim))
+    return len(words & set(tokenize(quote))) / len(words) if words else 0.0
 
 
 def highlight(cite: Citation, said: str) -> None:
@@ -186,11 +204,12 @@ class Generator:
         self.options = options or LLMOptions()
         self.llm = llm if llm is not None else make_llm(self.spec, config, self.options)
         self.name = self.spec.name
-        self.local = hasattr(self.llm, "llama") or self.spec.kind == "gguf"
+        self.local = hasattr(self.llm, "engine") or self.spec.kind == "gguf"
         if support is None:
-            from rag.judge.support import default_support
+            from rag.judge.self_check import SelfCheck, THRESHOLD
 
-            support, support_threshold = default_support()
+            support, support_threshold = SelfCheck(self.llm), support_threshold or THRESHOLD
+        # support(messages, reply, claim, sentences) -> (P(supported), how): the meaning check of each claim
         self.support, self.support_threshold = support, support_threshold if support_threshold is not None else 0.5
         self._formats = None if self.local else response_formats  # remote: best format first, then fall back
         self._format_at = 0
@@ -265,6 +284,9 @@ class Generator:
     # -------------------------------------------------------------- evidence and formats
 
     def evidence(self, question: str, nodes, assistant) -> evidence_mod.Evidence:
+        whole = self.whole_scope(assistant)
+        if whole is not None:
+            return whole
         texts: dict[str, str] = {}
         for nws in nodes:
             meta = nws.node.metadata
@@ -282,6 +304,54 @@ class Generator:
             ranked = assistant.sentence_ranking(question, nodes)
         return evidence_mod.build(ranked, nodes, texts, max_sentences=8 if overview else 6,
                                   max_words=320 if overview else 240, lead=5 if overview else 0)
+
+    def _verifier(self, messages, reply: str):
+        """The meaning check of one claim, as the conversation's next turn (None: no check)."""
+        if self.support is None:
+            return None
+
+        def verify(claim: str, sentences: str) -> tuple[float, str]:
+            try:
+                return self.support(messages, reply, claim, sentences)
+            except BackendUnavailable:
+                raise
+            except Exception as exc:  # noqa: BLE001  (a check that cannot answer must not pass the claim)
+                raise self._fail(exc) from exc
+
+        return verify
+
+    def whole_scope(self, assistant) -> evidence_mod.Evidence | None:
+        """Every sentence of every document in scope, in a fixed order, when they fit the prompt
+        budget (``RAG_WHOLE_SCOPE_WORDS``, default 800; 0 turns it off); else None.
+
+        The prompt is then the same up to the question for every question about that scope, so
+        llama.cpp keeps the KV state of system prompt + documents from one question to the next
+        (cache-augmented generation: a follow-up pays only for its question and the answer), and
+        the model sees the sentence that answers even when the compact ranking would have missed it."""
+        budget = int(os.environ.get("RAG_WHOLE_SCOPE_WORDS", "800") or 0)
+        if budget <= 0:
+            return None
+        records = sorted(assistant.documents(), key=lambda r: (r.source, r.doc_id))
+        if not records or sum(r.n_chunks for r in records) > max(1, budget // 100):
+            return None
+        key = tuple((r.doc_id, r.doc_hash) for r in records)
+        cached = getattr(self, "_whole", None)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        texts: dict[str, str] = {}
+        for r in records:
+            try:
+                texts[r.doc_id] = assistant.store.document_text(r.doc_id, r.doc_hash)
+            except Exception:  # noqa: BLE001  (changed while we read: answer from the compact evidence)
+                return None
+        if sum(len(t.split()) for t in texts.values()) > budget:
+            return None
+        sentences = [Candidate(r.doc_id, r.doc_hash, r.source, r.title or "", sp.start, sp.end,
+                               texts[r.doc_id][sp.start:sp.end], 0)
+                     for r in records for sp in sentence_spans(texts[r.doc_id])]
+        whole = evidence_mod.assemble(sentences, texts)
+        self._whole = (key, whole)
+        return whole
 
     def _format_kwargs(self, schema: dict) -> dict:
         if self.local:
@@ -326,7 +396,6 @@ class Generator:
         ev = self.evidence(question, nodes, assistant)
         evidence_ms = (time.perf_counter() - t_ev) * 1000
         trace.evidence_words = ev.words
-        checker = ClaimChecker(question, ev, self.support, self.support_threshold)
         messages = answer_messages(question, ev)
         overview = is_overview(question)
         schema = claims_schema(len(ev.quotes), min_claims=min(3, len(ev.quotes)) if overview else 0,
@@ -337,26 +406,16 @@ class Generator:
             trace.format = (kwargs.get("response_format") or {}).get("type", "none")
             try:
                 if stream:
-                    parts, done = [], 0
+                    parts = []
                     for delta in self._stream_chat(messages, **kwargs):
                         if trace.first_token_s is None:
                             trace.first_token_s = time.perf_counter() - t0
                         parts.append(delta)
-                        if "}" in delta and not says_abstain(short_answer("".join(parts))):
-                            found = partial_claims("".join(parts))
-                            for claim in found[done:]:
-                                event = checker.add(claim)
-                                if event is not None:
-                                    if trace.first_claim_s is None:
-                                        trace.first_claim_s = time.perf_counter() - t0
-                                    yield event
-                            done = len(found)
                     trace.raw, trace.tokens = "".join(parts), len(parts)
                     if hasattr(self.llm, "render_chat"):  # in-process: the stream reports no usage
                         trace.prompt_tokens = self.llm.count_tokens(self.llm.render_chat(messages))
                 else:
                     trace.raw, trace.tokens, trace.prompt_tokens = self._chat(messages, **kwargs)
-                    done = 0
                 break
             except BackendUnavailable as exc:
                 if stream and trace.first_token_s is not None:
@@ -369,8 +428,16 @@ class Generator:
         said = short_answer(trace.raw)
         if says_abstain(said):
             claims = []
-        for claim in (claims or [])[done:]:
-            checker.add(claim)
+        # each claim is checked once the reply is complete: the check continues the same conversation
+        # (the model's KV state of prompt + reply is reused) and the model is free only then
+        reply = trace.raw
+        checker = ClaimChecker(question, ev, self._verifier(messages, reply), self.support_threshold)
+        for claim in claims or []:
+            event = checker.add(claim)
+            if event is not None and stream:
+                if trace.first_claim_s is None:
+                    trace.first_claim_s = time.perf_counter() - t0
+                yield event
         answer = self._compose(question, nodes, assistant, checker.result, claims, trace)
         if said and not answer.abstained and answer.citations and answer.backend == self.name:
             highlight(answer.citations[0], said)
@@ -384,7 +451,7 @@ class Generator:
             note = None
             if result.dropped:
                 note = f"{len(result.dropped)} of {result.total} claims removed (see dropped_claims)"
-            return Answer(answer=result.text, citations=result.citations, backend=self.name,
+            return Answer(answer=result.text, citations=result.citations, backend=self.name, claims=result.claims,
                           dropped_claims=result.dropped, note=note)
         if claims == [] or (claims is None and is_abstention(trace.raw)):
             trace.fallback = "abstained"

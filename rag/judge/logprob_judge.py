@@ -82,6 +82,8 @@ def best_sentences(claim: str, context: str, max_words: int = 600, neighbours: i
 
 def _openai_top(llm, messages) -> dict[str, float] | None:
     """First-token top logprobs from an OpenAI-compatible server (None if it gives none)."""
+    if getattr(llm, "max_tokens", None) not in (None, 1):  # llama-index's OpenAI LLM lets its own max_tokens win
+        llm = llm.model_copy(update={"max_tokens": 1})
     resp = llm.chat(messages, max_tokens=1, temperature=0.0, logprobs=True, top_logprobs=20)
     raw = resp.raw
     try:
@@ -98,6 +100,14 @@ def _openai_top(llm, messages) -> dict[str, float] | None:
         tok, lp = (t.token, t.logprob) if hasattr(t, "token") else (t["token"], t["logprob"])
         out[tok] = float(lp)
     return out or None
+
+
+def next_token_top(llm, messages) -> dict[str, float] | None:
+    """First-token top logprobs of a reply to ``messages``: read from the prompt's last position
+    on a local model (``next_token_logprobs``), asked of an OpenAI-compatible server otherwise."""
+    if hasattr(llm, "next_token_logprobs"):
+        return llm.next_token_logprobs(messages)
+    return _openai_top(llm, messages)
 
 
 def load_threshold(path: Path = CALIBRATION) -> float:
@@ -127,9 +137,7 @@ class LogprobJudge:
     def top_logprobs(self, evidence: str, claim: str) -> dict[str, float] | None:
         messages = [ChatMessage(role=MessageRole.USER, content=PROMPT.format(evidence=evidence, claim=claim))]
         self.calls += 1
-        if hasattr(self.llm, "next_token_logprobs"):
-            return self.llm.next_token_logprobs(messages)
-        return _openai_top(self.llm, messages)
+        return next_token_top(self.llm, messages)
 
     def score(self, claim: str, evidence: str) -> float | None:
         """P(supported) for ``claim`` against already selected ``evidence`` text (None: no logprobs)."""

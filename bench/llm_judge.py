@@ -32,7 +32,7 @@ from rag.config import Config  # noqa: E402
 from rag.llm.backends import make_llm, parse_spec  # noqa: E402
 from eval.datasets import halueval_qa, halueval_summarization  # noqa: E402
 from rag.judge.judges import LLMJudge, split_claims  # noqa: E402
-from rag.judge.logprob_judge import CALIBRATION, LogprobJudge, best_sentences  # noqa: E402
+from rag.judge.logprob_judge import CALIBRATION, LogprobJudge  # noqa: E402
 from eval.metrics import balanced_accuracy, roc_auc  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1] / "eval" / "data"
@@ -46,7 +46,7 @@ def output_score(judge: LogprobJudge, context: str, output: str) -> tuple[float,
     claims = split_claims(output)
     scores = []
     for claim in claims:
-        p = judge.score(claim, best_sentences(claim, context, judge.max_words))
+        p = judge.score(claim, judge.evidence_for(claim, context))
         scores.append(0.0 if p is None else p)
     return (min(scores) if scores else 1.0), len(claims)
 

@@ -204,7 +204,7 @@ def test_one_citation_per_quote_numbered_in_order(canned, assistant):
 
 def test_the_support_check_drops_a_claim_its_sentences_do_not_support(canned, assistant):
     a = canned(claims((UMBRELLA, "A ceasefire needs NATO protection."), (UMBRELLA, "Putin agreed to a ceasefire.")))
-    a.generator.support = lambda messages, reply, claim, sentences: (0.1 if "Putin" in claim else 0.9, "test")
+    a.generator.support = lambda claim, sentence: (0.1 if "Putin" in claim else 0.9, "test")
     a.generator.support_threshold = 0.5
     answer = a.ask(QUESTION)
     check_invariant(assistant, answer)
@@ -228,9 +228,9 @@ class YesNoLLM(CannedLLM):
         return {"Yes": math.log(p_yes), "No": math.log(1 - p_yes), "{": math.log(0.01)}
 
 
-def test_the_default_check_is_the_answer_models_own_yes_no_on_the_next_turn(assistant):
-    """The Generator asks the same model, in the same conversation (prompt, its reply, then one turn per
-    claim: so a local model reuses its KV state), whether the cited sentences support each claim."""
+def test_the_default_check_is_the_answer_models_own_yes_no_on_each_claim(assistant):
+    """The Generator asks the same model, once the reply is complete, whether the cited sentence
+    supports each claim (the LLM judge's sentence-and-claim prompt, first-token logprobs)."""
     llm = YesNoLLM(text=claims((SKY, "Sky News interviewed Zelenskyy."),
                                (SKY, "NATO membership could not end the conflict.")),
                    prompts=[], refuse="could not end", checks=[])
@@ -244,9 +244,9 @@ def test_the_default_check_is_the_answer_models_own_yes_no_on_the_next_turn(assi
     assert any("could not end" in d and "P(yes) 0.20" in d for d in a.dropped_claims)
     assert [(c.support, c.checked_by) for c in a.claims] == [(0.85, "self-check")]
     first = llm.checks[0]
-    assert [m.role.value for m in first] == ["system", "user", "assistant", "user"]
-    assert first[2].content == llm.text and "Sky News interviewed Zelenskyy." in first[3].content
-    assert "Sky News" in first[3].content.split("Sentences:")[1]  # the cited sentence is shown with the claim
+    assert [m.role.value for m in first] == ["user"]
+    assert first[0].content == f"Sentence: {SKY}\nClaim: Sky News interviewed Zelenskyy.\n" \
+                               "Does the sentence support every part of the claim? Answer yes or no."
 
 
 def test_stream_yields_each_verified_claim_then_the_answer(canned, assistant):

@@ -27,7 +27,7 @@ QUESTION = {"question": "Under what condition did Zelenskyy say a ceasefire coul
 
 
 def model_children(server_pid: int) -> list[int]:
-    """The server's model processes (multiprocessing spawn children)."""
+    """The server's model processes (python -m rag.llm.worker)."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -37,7 +37,7 @@ def model_children(server_pid: int) -> list[int]:
             cmdline = (entry / "cmdline").read_bytes().decode(errors="replace")
         except (OSError, IndexError, ValueError):
             continue
-        if ppid == server_pid and "spawn_main" in cmdline:
+        if ppid == server_pid and "rag.llm.worker" in cmdline:
             found.append(int(entry.name))
     return found
 

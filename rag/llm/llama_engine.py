@@ -12,18 +12,24 @@ from typing import Iterator
 
 from rag.llm.cpu_variant import ensure_cpu_backend
 
+STATE_CACHE_BYTES = int(float(os.environ.get("RAG_LLM_STATE_CACHE_MB", "512")) * (1 << 20))
+
 
 class LlamaEngine:
     """One ``llama_cpp.Llama``. Not thread-safe: callers serialise (one generation at a time)."""
 
     def __init__(self, model_path: str, n_ctx: int = 2048, n_threads: int | None = None, seed: int = 0,
                  chat_mode: bool = True):
-        from llama_cpp import Llama
+        from llama_cpp import Llama, LlamaRAMCache
 
         ensure_cpu_backend(model_path)
         self.chat_mode = chat_mode
         self.llama = Llama(model_path=model_path, n_ctx=n_ctx, seed=seed, verbose=False,
                            n_threads=n_threads or max(1, os.cpu_count() or 1))
+        # KV states of recent generations kept in RAM by prompt prefix: after short prompts (the
+        # checks of claims) the next question about the same documents restores the documents'
+        # state (tens of MB copied) instead of reading them again
+        self.llama.set_cache(LlamaRAMCache(capacity_bytes=STATE_CACHE_BYTES))
 
     # ------------------------------------------------------------ prompts and tokens
 
@@ -57,11 +63,15 @@ class LlamaEngine:
         tokens = llama.tokenize(prompt.encode("utf-8"), add_bos=True, special=True)
         if len(tokens) > llama.n_ctx():
             raise ValueError(f"prompt of {len(tokens)} tokens exceeds the context of {llama.n_ctx()}")
-        common = 0
-        for a, b in zip(llama._input_ids, tokens):  # noqa: SLF001
-            if a != b:
-                break
-            common += 1
+        common = llama.longest_token_prefix(llama._input_ids.tolist(), tokens)  # noqa: SLF001
+        if llama.cache is not None:
+            try:
+                saved = llama.cache[tokens]
+                if llama.longest_token_prefix(saved.input_ids.tolist(), tokens) > common:
+                    llama.load_state(saved)
+                    common = llama.longest_token_prefix(llama._input_ids.tolist(), tokens)  # noqa: SLF001
+            except KeyError:
+                pass
         common = min(common, len(tokens) - 1, llama.n_tokens)
         llama.n_tokens = common
         llama.eval(tokens[common:])

@@ -1,9 +1,11 @@
 """A local model in a child process: a segfault, an abort or a hang in llama.cpp costs the request
 in flight, never the process that asked (``rag serve``, its UI and API stay up).
 
-:class:`ModelWorker` starts the child on first use (``multiprocessing`` spawn; the child imports
-only llama-cpp-python, :mod:`rag.llm.llama_engine` and the CPU variant loader), sends it one
-call at a time over a pipe and reads the answer (a result, or streamed items, or an error).
+:class:`ModelWorker` starts the child on first use (``python -m rag.llm.worker``, which imports
+only llama-cpp-python, :mod:`rag.llm.llama_engine` and the CPU variant loader; not
+multiprocessing's spawn, which re-runs the caller's main script and so breaks any script without
+an ``if __name__ == "__main__"`` guard), sends it one call at a time over a pipe and reads the
+answer (a result, or streamed items, or an error).
 When the child dies or stays silent past ``silence`` seconds, the call raises
 :class:`ModelProcessDied` with the reason (the signal's name), the child is reaped, and the next
 call starts a new one. An abandoned stream is cancelled: the child stops between two tokens.
@@ -19,10 +21,13 @@ it did in-process.
 from __future__ import annotations
 
 import itertools
-import multiprocessing
+import json
 import os
 import signal
+import subprocess
+import sys
 import threading
+from multiprocessing.connection import Connection
 from typing import Any, Iterator
 
 LOAD_TIMEOUT = 300.0
@@ -40,7 +45,7 @@ class ModelError(RuntimeError):
     """The model raised an ordinary error in its child (e.g. a prompt longer than the context)."""
 
 
-def _serve(conn, engine_args: dict) -> None:  # runs in the child
+def _serve(inbox: Connection, conn: Connection, engine_args: dict) -> None:  # runs in the child
     try:
         from rag.llm.llama_engine import LlamaEngine
 
@@ -51,7 +56,7 @@ def _serve(conn, engine_args: dict) -> None:  # runs in the child
     conn.send(("ready", 0, None, None))
     while True:
         try:
-            rid, method, args = conn.recv()
+            rid, method, args = inbox.recv()
         except (EOFError, OSError):
             return
         if method == "cancel":
@@ -61,8 +66,8 @@ def _serve(conn, engine_args: dict) -> None:  # runs in the child
             if method.startswith("stream"):
                 for item in result:
                     conn.send(("item", rid, item, None))
-                    if conn.poll():  # only a cancel can arrive while the parent reads this stream
-                        conn.recv()
+                    if inbox.poll():  # only a cancel can arrive while the parent reads this stream
+                        inbox.recv()
                         break
                 conn.send(("end", rid, None, None))
             else:
@@ -89,24 +94,30 @@ class ModelWorker:
     def __init__(self, engine_args: dict, silence: float = 120.0, name: str = "model"):
         self.engine_args, self.silence, self.name = engine_args, silence, name
         self._proc = None
-        self._conn = None
+        self._conn = self._send_conn = None
         self._ids = itertools.count(1)
         self._lock = threading.RLock()
         self.starts = 0
 
     @property
     def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None and self._proc.is_alive() else None
+        return self._proc.pid if self._proc is not None and self._proc.poll() is None else None
 
     # ------------------------------------------------------------ process
 
     def _start(self) -> None:
-        ctx = multiprocessing.get_context("spawn")
-        parent, child = ctx.Pipe()
-        proc = ctx.Process(target=_serve, args=(child, self.engine_args), daemon=True, name=f"rag-{self.name}")
-        proc.start()
-        child.close()
-        self._proc, self._conn = proc, parent
+        to_child_r, to_child_w = os.pipe()
+        from_child_r, from_child_w = os.pipe()
+        try:
+            proc = subprocess.Popen([sys.executable, "-m", "rag.llm.worker", str(to_child_r), str(from_child_w),
+                                     json.dumps(self.engine_args)], pass_fds=(to_child_r, from_child_w),
+                                    stdin=subprocess.DEVNULL)
+        finally:
+            os.close(to_child_r)
+            os.close(from_child_w)
+        self._proc = proc
+        self._send_conn = Connection(to_child_w, readable=False)
+        self._conn = Connection(from_child_r, writable=False)
         self.starts += 1
         kind, _, a, b = self._recv(0, LOAD_TIMEOUT)
         if kind == "error":
@@ -114,16 +125,20 @@ class ModelWorker:
             raise ModelError(f"the model could not be loaded: {a}: {b}")
 
     def _reap(self) -> str:
-        proc, conn = self._proc, self._conn
-        self._proc = self._conn = None
-        if conn is not None:
-            conn.close()
+        proc = self._proc
+        for conn in (self._conn, getattr(self, "_send_conn", None)):
+            if conn is not None:
+                conn.close()
+        self._proc = self._conn = self._send_conn = None
         if proc is None:
             return "was not running"
-        if proc.is_alive():
+        if proc.poll() is None:
             proc.kill()
-        proc.join(5)
-        return death_reason(proc.exitcode)
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            pass
+        return death_reason(proc.returncode)
 
     def close(self) -> None:
         with self._lock:
@@ -140,11 +155,9 @@ class ModelWorker:
             waited = 0.0
             while not conn.poll(0.25):
                 waited += 0.25
-                if not proc.is_alive():
+                if proc.poll() is not None:
                     raise self._died()
                 if waited >= timeout:
-                    proc.kill()
-                    proc.join(5)
                     self._reap()
                     raise ModelProcessDied(f"the {self.name} process sent nothing for {timeout:.0f} s and was "
                                            "stopped; it is restarted for the next request")
@@ -157,13 +170,13 @@ class ModelWorker:
             # a message of an earlier, abandoned call: skip it
 
     def _send(self, method: str, args: tuple) -> int:
-        if self._proc is None or not self._proc.is_alive():
+        if self._proc is None or self._proc.poll() is not None:
             if self._proc is not None:
                 self._reap()
             self._start()
         rid = next(self._ids)
         try:
-            self._conn.send((rid, method, args))
+            self._send_conn.send((rid, method, args))
         except (BrokenPipeError, OSError):
             raise self._died() from None
         return rid
@@ -203,13 +216,24 @@ class ModelWorker:
             finally:
                 if not done and self._conn is not None:  # abandoned: stop the child between two tokens
                     try:
-                        self._conn.send((rid, "cancel", ()))
+                        self._send_conn.send((rid, "cancel", ()))
                         while self._recv(rid, self.silence)[0] == "item":
                             pass
                     except (ModelProcessDied, OSError):
                         pass
 
 
+def main(argv: list[str]) -> None:
+    """The child: ``python -m rag.llm.worker IN_FD OUT_FD ENGINE_ARGS_JSON``."""
+    inbox = Connection(int(argv[0]), writable=False)
+    outbox = Connection(int(argv[1]), readable=False)
+    _serve(inbox, outbox, json.loads(argv[2]))
+
+
 def isolated() -> bool:
     """Whether local models run in a child process (the default; ``RAG_LLM_PROCESS=inprocess`` runs them here)."""
     return os.environ.get("RAG_LLM_PROCESS", "child").strip().lower() != "inprocess"
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -42,6 +42,15 @@ class BadRequest(ValueError):
     """The question or its options are unusable; the message says why."""
 
 
+class DocumentExists(Exception):
+    """An upload's name is taken by a document with other content; ``record`` is that document."""
+
+    def __init__(self, record):
+        super().__init__(f"a different document named {record.source.split(':', 1)[-1]!r} is already indexed "
+                         f"(doc_id {record.doc_id}); upload with replace=true to replace it, or rename the file")
+        self.record = record
+
+
 class Assistant:
     BadRequest = BadRequest
 
@@ -363,14 +372,23 @@ class Assistant:
             self._read_your_writes()
             return report
 
-    def add_document(self, data: bytes, filename: str) -> IngestReport:
-        """Index uploaded bytes under the source name ``upload:<filename>``. Raises LoadError."""
+    def add_document(self, data: bytes, filename: str, replace: bool = False) -> IngestReport:
+        """Index uploaded bytes under the source name ``upload:<filename>``. Raises LoadError, and
+        DocumentExists when a different document of that name is indexed and ``replace`` is off:
+        an upload never replaces another silently."""
         name = Path(filename.replace("\\", "/")).name
         if not name or name.startswith("."):
             raise LoadError("invalid file name")
         text, title = parse_bytes(data, Path(name).suffix)
         doc = make_document(text, f"upload:{name}", title)
         with self._write_lock:
+            if not replace:
+                try:
+                    old = self.store.document(doc.metadata["doc_id"])
+                except Store.DoesNotExist:
+                    old = None
+                if old is not None and old.doc_hash != doc.metadata["doc_hash"]:
+                    raise DocumentExists(old)
             report = Indexer(self.store).ingest_documents([doc])
             self._read_your_writes()
             return report

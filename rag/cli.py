@@ -66,7 +66,8 @@ def _print_citations(answer) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON")
 @click.pass_context
 def ingest(ctx, paths, prune, as_json):
-    """Index files and folders (default: seeds/). Idempotent: unchanged files are skipped."""
+    """Index files and folders (default: seeds/). Idempotent: unchanged files are skipped.
+    Exits 1 when any file could not be indexed (the others are)."""
     from contextlib import nullcontext
 
     from rag.index.ingest import IngestLocked, Indexer
@@ -82,10 +83,13 @@ def ingest(ctx, paths, prune, as_json):
         raise click.ClickException(str(exc))
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
-        return
-    for skipped in report.failed:
-        click.echo(click.style(str(skipped), fg="yellow"), err=True)
-    click.echo(report.summary())
+    else:
+        for skipped in report.failed:
+            click.echo(click.style(str(skipped), fg="yellow"), err=True)
+        click.echo(report.summary())
+    if report.failed:  # scripts must notice: the rest is indexed, but not everything
+        click.echo(f"{len(report.failed)} file(s) could not be indexed", err=True)
+        raise SystemExit(1)
 
 
 @cli.command()
@@ -189,11 +193,11 @@ def serve(ctx, host, port, llm, api_key, read_only):
     """HTTP API (/api, OpenAI-compatible /v1, /docs) and the chat UI at /, in one process.
     Indexes seeds/ on first start when the index is empty."""
     from rag.index.ownership import DataDirBusy
-    from rag.serve.app import run
+    from rag.serve.app import PortBusy, run
 
     try:
         run(_config(ctx).with_(llm=llm, api_key=api_key), host=host, port=port, read_only=read_only)
-    except DataDirBusy as exc:
+    except (DataDirBusy, PortBusy) as exc:
         raise click.ClickException(str(exc))
 
 

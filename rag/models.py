@@ -71,3 +71,5 @@ class Answer(BaseModel):
     dropped_claims: list[str] = Field(default_factory=list, description="Generated sentences removed by quote checks")
     note: str | None = Field(None, description="Why the answer was changed, e.g. fallback to extractive")
     timings_ms: dict[str, float] = Field(default_factory=dict)
+    usage: dict[str, int] = Field(default_factory=dict, description="Tokens the answer model read (prompt_tokens) "
+                                                                    "and wrote (completion_tokens); empty when no model ran")

@@ -343,7 +343,7 @@ def test_v1_models(client):
 
 
 def test_v1_chat_completion(client):
-    r = client.post("/v1/chat/completions", json={"model": "whatever", "temperature": 0.2, "messages": [
+    r = client.post("/v1/chat/completions", json={"model": "grounded-rag", "temperature": 0.2, "messages": [
         {"role": "system", "content": "You are helpful."},
         {"role": "user", "content": [{"type": "text", "text": "What did Zelenskyy say about Crimea?"}]}]})
     assert r.status_code == 200, r.text
@@ -353,7 +353,7 @@ def test_v1_chat_completion(client):
     assert message["role"] == "assistant" and "Crimea" in message["content"]
     assert message["citations"] and message["citations"] == body["citations"]
     assert message["grounded_answer"]["answer"] == message["content"]
-    assert body["choices"][0]["finish_reason"] == "stop" and body["usage"]["total_tokens"] > 0
+    assert body["choices"][0]["finish_reason"] == "stop" and body["usage"] is None  # no model wrote it
     check_invariant(client, message["grounded_answer"])
 
 
@@ -371,7 +371,7 @@ def test_v1_chat_completion_stream(client):
     assert len(final) == 1
     assert final[0]["citations"] and final[0]["choices"][0]["delta"]["citations"] == final[0]["citations"]
     assert final[0]["grounded_answer"]["answer"] == text
-    assert chunks[-1]["usage"]["completion_tokens"] > 0
+    assert chunks[-1]["choices"] == [] and chunks[-1]["usage"] is None  # the usage chunk: no model ran
     check_invariant(client, final[0]["grounded_answer"])
 
 

@@ -622,7 +622,7 @@ def test_http_api_reports_a_down_model_server_as_503_with_reason(seed_index):
     r = client.post("/api/ask", json={"question": "When was NATO's summit?"})
     assert r.status_code in (502, 503), r.text
     assert "unavailable" in r.json()["detail"] and time.perf_counter() - t < 60
-    r = client.post("/v1/chat/completions", json={"model": "x", "messages": [{"role": "user", "content": "When?"}]})
+    r = client.post("/v1/chat/completions", json={"model": "grounded-rag", "messages": [{"role": "user", "content": "When?"}]})
     assert r.status_code in (502, 503) and "error" in r.json()
 
 

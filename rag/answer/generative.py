@@ -485,6 +485,8 @@ class Generator:
                     trace.first_claim_s = time.perf_counter() - t0
                 yield event
         answer = self._compose(question, nodes, assistant, checker.result, claims, trace)
+        answer.usage = {k: v for k, v in (("prompt_tokens", trace.prompt_tokens), ("completion_tokens", trace.tokens))
+                        if v}  # a stream from a remote server reports no prompt tokens: left out, not 0
         if said and not answer.abstained and answer.citations and answer.backend == self.name:
             highlight(answer.citations[0], said)
         answer.timings_ms.update({"evidence": round(evidence_ms, 2), "generate": round(trace.seconds * 1000, 2),

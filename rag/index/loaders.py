@@ -201,7 +201,8 @@ def _first_line_title(text: str) -> str | None:
 
 
 def _title_from_name(source: str) -> str:
-    words = re.sub(r"[-_\s]+", " ", Path(source).stem).strip()
+    name = source.split(":", 1)[1] if source.startswith("upload:") else source
+    words = re.sub(r"[-_\s]+", " ", Path(name).stem).strip()
     return words[:1].upper() + words[1:] if words else source
 
 

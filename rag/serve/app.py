@@ -4,6 +4,7 @@ Routes (OpenAPI at ``/docs``):
 
 * ``POST /api/ask`` -> Answer; ``POST /api/ask/stream`` -> server-sent events
   (``delta`` {"text"} ..., then ``answer`` (the Answer), then ``done``; ``error`` {"detail"}).
+* ``GET /api/search?q=...&top_k=5``: the best passages with scores and offsets, no answer.
 * ``GET/POST /api/documents``, ``GET/DELETE /api/documents/{doc_id}`` (GET gives the full text).
 * ``POST /v1/chat/completions``, ``GET /v1/models`` (OpenAI-compatible, ``rag.serve.openai_compat``).
 * ``GET /healthz`` (never needs a key).
@@ -42,7 +43,9 @@ import hmac
 import json
 import logging
 import os
+import socket
 import re
+import threading
 import time
 import unicodedata
 from http.cookies import SimpleCookie
@@ -50,7 +53,7 @@ from pathlib import Path
 from typing import Any, AsyncIterator, Literal
 from urllib.parse import parse_qsl, urlencode
 
-from fastapi import APIRouter, Depends, FastAPI, File, Request, UploadFile
+from fastapi import APIRouter, Depends, FastAPI, File, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
@@ -89,6 +92,24 @@ class AskRequest(BaseModel):
     mode: Literal["quick", "model"] | None = Field(
         None, description="quick: extractive, instant; model: the configured answer model (the default when "
                           "one is configured; 422 when none is)")
+
+
+class Passage(BaseModel):
+    rank: int
+    score: float = Field(description="Fused score (0.6 x BM25 / max + 0.4 x cosine)")
+    dense_score: float
+    bm25_score: float
+    doc_id: str
+    source: str
+    title: str
+    start: int = Field(description="document_text[start:end] == text")
+    end: int
+    text: str
+
+
+class SearchResult(BaseModel):
+    query: str
+    passages: list[Passage]
 
 
 class DocumentInfo(BaseModel):
@@ -372,7 +393,7 @@ def _html(text: str) -> str:
 def create_app(assistant, *, read_only: bool = False, api_key: str | None = None, ui: bool = True,
                max_upload_bytes: int = MAX_UPLOAD_BYTES, max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
     """The FastAPI app over an open ``Assistant``: API routes, OpenAI-compatible routes, then the UI."""
-    from rag.assistant import BadRequest
+    from rag.assistant import BadRequest, DocumentExists
     from rag.index.loaders import SUPPORTED, LoadError, doc_id_for
     from rag.index.store import Store
 
@@ -477,6 +498,20 @@ def create_app(assistant, *, read_only: bool = False, api_key: str | None = None
         return StreamingResponse(events(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
+    @api.get("/search", response_model=SearchResult, summary="The passages that best match a query",
+             description="Hybrid retrieval (BM25 + MiniLM), no answer: each passage with its scores and its exact "
+                         "offsets in its document.")
+    async def search(q: str = Query(..., min_length=1, max_length=2000, description="The query"),
+                     top_k: int = Query(5, ge=1, le=100)) -> SearchResult:
+        if not q.strip():
+            raise APIError(422, "the query is empty")
+        hits = await call(assistant.retrieve, q, top_k)
+        return SearchResult(query=q, passages=[
+            Passage(rank=i + 1, score=round(h.score, 5), dense_score=h.node.metadata["dense_score"],
+                    bm25_score=h.node.metadata["bm25_score"], doc_id=h.node.metadata["doc_id"],
+                    source=h.node.metadata["source"], title=h.node.metadata["title"], start=h.node.start_char_idx,
+                    end=h.node.end_char_idx, text=h.node.text) for i, h in enumerate(hits)])
+
     @api.get("/documents", response_model=DocumentList, summary="Indexed documents with chunk counts")
     async def list_documents() -> DocumentList:
         docs = [_doc_info(r) for r in await call(assistant.documents)]
@@ -485,9 +520,12 @@ def create_app(assistant, *, read_only: bool = False, api_key: str | None = None
     @api.post("/documents", response_model=IngestResult, summary="Upload and index one file",
               description=f"Multipart field `file`. Supported: {', '.join(sorted(SUPPORTED))}; at most "
                           f"{max_upload_bytes // 2**20} MB (RAG_MAX_UPLOAD_MB). Indexed as source "
-                          f"`upload:NAME`; uploading the same name again replaces it. 415 for other types, "
+                          f"`upload:NAME`. The same file again is `unchanged`; a different file under a name already "
+                          f"indexed is refused with 409 unless `replace=true`. 415 for other types, "
                           f"413 when too large, 422 when the file cannot be read (the reason is the detail).")
-    async def upload_document(file: UploadFile = File(..., description="The document")) -> IngestResult:
+    async def upload_document(file: UploadFile = File(..., description="The document"),
+                              replace: bool = Query(False, description="Replace a different document of the same "
+                                                                       "name (else 409)")) -> IngestResult:
         name = safe_filename(file.filename)
         suffix = Path(name).suffix.lower()
         if suffix not in SUPPORTED:
@@ -496,7 +534,9 @@ def create_app(assistant, *, read_only: bool = False, api_key: str | None = None
         if len(data) > max_upload_bytes:
             raise APIError(413, f"file is larger than {max_upload_bytes // 2**20} MB (RAG_MAX_UPLOAD_MB)")
         try:
-            report = await call(assistant.add_document, data, name)
+            report = await call(assistant.add_document, data, name, replace)
+        except DocumentExists as exc:
+            raise APIError(409, str(exc)) from None
         except LoadError as exc:
             raise APIError(422, f"cannot read {name}: {exc}") from None
         if report.failed:
@@ -566,25 +606,50 @@ def create_app(assistant, *, read_only: bool = False, api_key: str | None = None
 # ------------------------------------------------------------------ run
 
 
+class PortBusy(RuntimeError):
+    """The port to serve on is taken (checked before anything is loaded or announced)."""
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket on (host, port), or PortBusy saying who to ask."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        raise PortBusy(f"cannot listen on {host}:{port}: {exc.strerror or exc} (another server there? "
+                       "choose another with --port)") from None
+    sock.set_inheritable(True)
+    return sock
+
+
 def run(config, host: str = "127.0.0.1", port: int = 7860, read_only: bool = False,
         api_key: str | None = None) -> None:
-    """Open the index (indexing seeds/ when it is empty), print the URL and serve until stopped.
-    Raises ownership.DataDirBusy when another process owns the local index."""
+    """Take the port, open the index (indexing seeds/ when it is empty), print the URL once the server
+    can answer, and serve until stopped. Raises PortBusy when the port is taken and
+    ownership.DataDirBusy when another process owns the local index."""
     from rag.index.ownership import own
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     url = f"http://{shown}:{port}/"
-    if config.chroma_url:
-        return _serve(config, host, port, url, read_only, api_key)
-    # A local index belongs to one process: this server, for as long as it runs (see rag/index/ownership.py).
-    with own(Path(config.data_dir), "serve", url):
-        # Gradio keeps uploads in GRADIO_TEMP_DIR: keep them in the data dir too
-        os.environ.setdefault("GRADIO_TEMP_DIR", str(Path(config.data_dir).resolve() / "gradio-tmp"))
-        return _serve(config, host, port, url, read_only, api_key)
+    sock = bind(host, port)
+    try:
+        if config.chroma_url:
+            return _serve(config, sock, host, url, read_only, api_key)
+        # A local index belongs to one process: this server, for as long as it runs (see rag/index/ownership.py).
+        with own(Path(config.data_dir), "serve", url):
+            # Gradio keeps uploads in GRADIO_TEMP_DIR: keep them in the data dir too
+            os.environ.setdefault("GRADIO_TEMP_DIR", str(Path(config.data_dir).resolve() / "gradio-tmp"))
+            return _serve(config, sock, host, url, read_only, api_key)
+    finally:
+        sock.close()
 
 
-def _serve(config, host: str, port: int, url: str, read_only: bool, api_key: str | None) -> None:
+def _serve(config, sock: socket.socket, host: str, url: str, read_only: bool, api_key: str | None) -> None:
     import uvicorn
 
     from rag.assistant import Assistant
@@ -604,13 +669,21 @@ def _serve(config, host: str, port: int, url: str, read_only: bool, api_key: str
     log.info("%d documents, %d chunks; answer backend: %s", len(docs), sum(d.n_chunks for d in docs),
              assistant.backend)
     app = create_app(assistant, read_only=read_only, api_key=api_key)
-    print(f"Grounded document chat ready in {time.perf_counter() - started:.1f}s: {url}  "
-          f"(API docs {url}docs{', read-only' if read_only else ''})", flush=True)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="info", access_log=False, timeout_graceful_shutdown=3))
+
+    def announce_when_serving():  # "ready" only once uvicorn has started on the socket
+        while not server.started and not server.should_exit:
+            time.sleep(0.05)
+        if server.started:
+            print(f"Grounded document chat ready in {time.perf_counter() - started:.1f}s: {url}  "
+                  f"(API docs {url}docs{', read-only' if read_only else ''})", flush=True)
+
+    threading.Thread(target=announce_when_serving, daemon=True, name="announce").start()
     if api_key:
         print(f"An API key is required: send 'Authorization: Bearer KEY'; in a browser open {url}?key=KEY once.",
               flush=True)
     elif host not in ("127.0.0.1", "localhost", "::1"):
         log.warning("listening on %s without an API key: anyone who can reach this port can use it "
                     "(set RAG_API_KEY)", host)
-    # Open browser tabs keep Gradio's event streams alive: do not wait for them on shutdown.
-    uvicorn.run(app, host=host, port=port, log_level="info", access_log=False, timeout_graceful_shutdown=3)
+    # Open browser tabs keep Gradio's event streams alive: do not wait for them on shutdown (3 s).
+    server.run(sockets=[sock])

@@ -2,7 +2,8 @@
 
 The official ``openai`` client works unchanged with ``base_url="http://HOST:PORT/v1"``.
 The last user message is the question; earlier user/assistant messages are the
-history (system and developer messages are ignored: they do not steer retrieval).
+history. ``model`` must be the one ``GET /v1/models`` lists (404 otherwise). System and developer
+messages are not followed: an answer is made of verified quotes, which no instruction restyles.
 Sampling options (temperature, max_tokens, ...) are accepted and ignored: the
 answer is made of verified quotes.
 
@@ -14,7 +15,8 @@ Extras beyond the OpenAI schema:
   ``finish_reason: "stop"`` and carries ``citations`` in its delta and at the top level
   (plus ``grounded_answer``), then ``data: [DONE]``.
 
-Usage counts are whitespace-token estimates (there is no tokenizer-bound model).
+``usage`` counts the tokens the answer model read and wrote (its own tokenizer); a quick
+(extractive) answer was written by no model and has no usage.
 """
 
 from __future__ import annotations
@@ -62,7 +64,7 @@ class ChatCompletionRequest(BaseModel):
     model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [{
         "model": MODEL_ID, "messages": [{"role": "user", "content": "What did Zelenskyy say about Crimea?"}]}]})
 
-    model: str = Field(MODEL_ID, description=f"Any name is accepted; answers always come from {MODEL_ID!r}")
+    model: str = Field(MODEL_ID, description=f"{MODEL_ID!r}, the one model GET /v1/models lists; another name is a 404")
     messages: list[ChatMessage] = Field(min_length=1, max_length=10_000)
     stream: bool = False
     stream_options: StreamOptions | None = None
@@ -106,9 +108,11 @@ def _split(messages: list[ChatMessage]) -> tuple[str, list[dict]]:
     raise BadRequest("messages contain no user message (the last user message is the question)")
 
 
-def _usage(question: str, history: list[dict], answer: str) -> dict:
-    prompt = len(question.split()) + sum(len(t["content"].split()) for t in history)
-    completion = len(answer.split())
+def _usage(answer: Answer) -> dict | None:
+    """Tokens the answer model read and wrote (``Answer.usage``); None for answers no model wrote."""
+    if not answer.usage:
+        return None
+    prompt, completion = answer.usage.get("prompt_tokens", 0), answer.usage.get("completion_tokens", 0)
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
 
@@ -140,6 +144,9 @@ def router(assistant, call) -> APIRouter:
             responses={200: {"description": "chat.completion, or with stream=true a text/event-stream of "
                                             "chat.completion.chunk objects ending with data: [DONE]"}})
     async def chat_completions(req: ChatCompletionRequest, request: Request):
+        if req.model != MODEL_ID:
+            raise APIError(404, f"The model {req.model!r} does not exist: this server offers {MODEL_ID!r} "
+                                "(GET /v1/models)")
         question, history = await call(_split, req.messages)
         completion_id = f"chatcmpl-{uuid.uuid4().hex}"
         created = int(time.time())
@@ -154,7 +161,7 @@ def router(assistant, call) -> APIRouter:
                 "choices": [{"index": 0, "finish_reason": "stop", "logprobs": None,
                              "message": {"role": "assistant", "content": answer.answer, "refusal": None,
                                          "citations": cites, "grounded_answer": grounded}}],
-                "usage": _usage(question, history, answer.answer),
+                "usage": _usage(answer),
                 "citations": cites, "grounded_answer": grounded,
             }
 
@@ -183,7 +190,7 @@ def router(assistant, call) -> APIRouter:
                         if include_usage:
                             body = {"id": completion_id, "object": "chat.completion.chunk", "created": created,
                                     "model": MODEL_ID, "choices": [],
-                                    "usage": _usage(question, history, item.answer)}
+                                    "usage": _usage(item)}
                             yield f"data: {json.dumps(body)}\n\n"
                         break
                     piece = item.text + " " if isinstance(item, ClaimEvent) else item

@@ -146,7 +146,7 @@ def header_html(assistant, read_only: bool) -> str:
 
 
 def build_blocks(assistant, *, read_only: bool = False, max_upload_bytes: int = 20 * 2**20) -> gr.Blocks:
-    from rag.assistant import BadRequest, MAX_HISTORY_TURNS
+    from rag.assistant import MAX_HISTORY_TURNS, BadRequest, DocumentExists
     from rag.llm.backends import BackendUnavailable
     from rag.index.loaders import SUPPORTED, LoadError
     from rag.index.store import Store
@@ -190,6 +190,7 @@ def build_blocks(assistant, *, read_only: bool = False, max_upload_bytes: int = 
                     upload = gr.File(label=f"Upload ({', '.join(sorted(SUPPORTED))}; up to "
                                            f"{max_upload_bytes // 2**20} MB)", file_count="single",
                                      file_types=sorted(SUPPORTED), type="filepath", elem_id="upload")
+                    replace = gr.Checkbox(False, label="Replace a document of the same name", elem_id="replace")
                 with gr.Column():
                     to_delete = gr.Dropdown(choices=doc_choices(), label="Document to delete", elem_id="delete-choice")
                     delete = gr.Button("Delete", variant="stop", elem_id="delete")
@@ -246,7 +247,7 @@ def build_blocks(assistant, *, read_only: bool = False, max_upload_bytes: int = 
 
         doc_outputs = [doc_table, to_delete, header, doc_status]
 
-        def on_upload(path):
+        def on_upload(path, replace_same_name):
             if read_only:
                 return refreshed("⚠️ The server is read-only.")
             if not path:
@@ -256,7 +257,10 @@ def build_blocks(assistant, *, read_only: bool = False, max_upload_bytes: int = 
             try:
                 if path.stat().st_size > max_upload_bytes:
                     return refreshed(f"⚠️ {esc(name)} is larger than {max_upload_bytes // 2**20} MB.")
-                report = assistant.add_document(path.read_bytes(), name)
+                report = assistant.add_document(path.read_bytes(), name, replace=bool(replace_same_name))
+            except DocumentExists:
+                return refreshed(f"⚠️ A different document named {esc(name)} is already indexed: nothing was "
+                                 "changed. Tick “Replace a document of the same name” and upload again to replace it.")
             except LoadError as exc:
                 return refreshed(f"⚠️ Cannot read {esc(name)}: {esc(exc)}")
             finally:
@@ -280,7 +284,7 @@ def build_blocks(assistant, *, read_only: bool = False, max_upload_bytes: int = 
                 return refreshed("⚠️ That document is already gone.")
             return refreshed(f"Deleted {esc(record.title)} ({esc(record.source)}).")
 
-        upload.upload(on_upload, inputs=[upload], outputs=doc_outputs, api_name=False).then(
+        upload.upload(on_upload, inputs=[upload, replace], outputs=doc_outputs, api_name=False).then(
             lambda: None, outputs=[upload], api_name=False)
         delete.click(on_delete, inputs=[to_delete], outputs=doc_outputs, api_name=False)
         refresh.click(refreshed, outputs=doc_outputs, api_name=False)

@@ -1,0 +1,114 @@
+"""What a new user meets in the first hour, through the real CLI, HTTP API and server: honest exit
+codes, no silent overwrite, a taken port refused before anything is announced, the one model name
+on /v1, usage that counts what a model read, search over HTTP, titles without the upload prefix."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from conftest import SEED_ARTICLE
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory):
+    from rag.assistant import Assistant
+    from rag.config import Config
+    from rag.serve.app import create_app
+
+    root = tmp_path_factory.mktemp("first-hour")
+    seeds = root / "seeds"
+    seeds.mkdir()
+    shutil.copy(SEED_ARTICLE, seeds / SEED_ARTICLE.name)
+    assistant = Assistant.open(Config(data_dir=root / "data", chroma_url=None, collection="documents",
+                                      llm="extractive", api_key=None))
+    assistant.ingest([seeds])
+    with TestClient(create_app(assistant)) as c:
+        yield c
+
+
+def rag_cli(*args, cwd=ROOT, timeout=300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "rag.cli", *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=timeout)
+
+
+def test_ingest_exits_non_zero_and_counts_the_files_it_could_not_read(tmp_path):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "note.txt").write_text("The Lisbon office closes at 6 pm on Fridays.\n")
+    (folder / "broken.pdf").write_bytes(b"%PDF-1.4 this is not a pdf")
+    (folder / "binary.txt").write_bytes(bytes(range(256)) * 8)
+    done = rag_cli("--data-dir", str(tmp_path / "d"), "ingest", str(folder))
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "2 file(s) could not be indexed" in done.stderr and "1 added" in done.stdout
+    as_json = rag_cli("--data-dir", str(tmp_path / "d"), "ingest", "--json", str(folder))
+    assert as_json.returncode == 1 and '"failed"' in as_json.stdout
+    (folder / "broken.pdf").unlink()
+    (folder / "binary.txt").unlink()
+    assert rag_cli("--data-dir", str(tmp_path / "d"), "ingest", str(folder)).returncode == 0
+
+
+def test_serve_on_a_taken_port_fails_before_saying_ready(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        done = rag_cli("--data-dir", str(tmp_path / "d"), "serve", "--port", str(port), timeout=120)
+    assert done.returncode == 1
+    assert "ready" not in done.stdout and f"cannot listen on 127.0.0.1:{port}" in done.stderr
+    assert not (tmp_path / "d" / "chroma").exists()  # refused before anything was opened or indexed
+
+
+def test_an_upload_never_replaces_another_document_silently(client):
+    first = client.post("/api/documents", files={"file": ("minutes.txt", b"The chair of the meeting is Dr. Amara Osei.")})
+    assert first.status_code == 200, first.text
+    same = client.post("/api/documents", files={"file": ("minutes.txt", b"The chair of the meeting is Dr. Amara Osei.")})
+    assert same.status_code == 200 and same.json()["unchanged"] == ["upload:minutes.txt"]
+    other = client.post("/api/documents", files={"file": ("minutes.txt", b"The chair is Mr. Tomas Berg.")})
+    assert other.status_code == 409 and "replace=true" in other.json()["detail"]
+    doc_id = first.json()["doc_id"]
+    assert "Amara Osei" in client.get(f"/api/documents/{doc_id}").json()["text"]  # nothing was lost
+    replaced = client.post("/api/documents?replace=true", files={"file": ("minutes.txt", b"The chair is Mr. Tomas Berg.")})
+    assert replaced.status_code == 200 and replaced.json()["updated"] == ["upload:minutes.txt"]
+    assert "Tomas Berg" in client.get(f"/api/documents/{doc_id}").json()["text"]
+    client.delete(f"/api/documents/{doc_id}")
+
+
+def test_an_untitled_upload_is_titled_by_its_file_name(client):
+    r = client.post("/api/documents", files={"file": ("quarterly-review.txt", b"we met and agreed on the budget.")})
+    assert r.status_code == 200
+    doc = client.get(f"/api/documents/{r.json()['doc_id']}").json()
+    assert doc["title"] == "Quarterly review"
+    client.delete(f"/api/documents/{r.json()['doc_id']}")
+
+
+def test_v1_knows_its_one_model_name(client):
+    ok = client.post("/v1/chat/completions", json={"model": "grounded-rag",
+                                                   "messages": [{"role": "user", "content": "When was the summit?"}]})
+    assert ok.status_code == 200
+    assert ok.json()["usage"] is None  # a quick answer was written by no model: nothing to count
+    other = client.post("/v1/chat/completions", json={"model": "gpt-4o",
+                                                      "messages": [{"role": "user", "content": "When was the summit?"}]})
+    assert other.status_code == 404
+    assert "grounded-rag" in other.json()["error"]["message"] and "gpt-4o" in other.json()["error"]["message"]
+
+
+def test_search_over_http_gives_passages_with_exact_offsets(client):
+    r = client.get("/api/search", params={"q": "NATO summit in July", "top_k": 3})
+    assert r.status_code == 200, r.text
+    passages = r.json()["passages"]
+    assert 1 <= len(passages) <= 3 and passages[0]["rank"] == 1
+    for p in passages:
+        text = client.get(f"/api/documents/{p['doc_id']}").json()["text"]
+        assert text[p["start"]:p["end"]] == p["text"]
+    assert any("July" in p["text"] for p in passages)
+    assert client.get("/api/search", params={"q": "   "}).status_code == 422
+    assert client.get("/api/search").status_code == 422

@@ -379,8 +379,8 @@ class Assistant:
         name = Path(filename.replace("\\", "/")).name
         if not name or name.startswith("."):
             raise LoadError("invalid file name")
-        text, title = parse_bytes(data, Path(name).suffix)
-        doc = make_document(text, f"upload:{name}", title)
+        text, title, meta = parse_bytes(data, Path(name).suffix)
+        doc = make_document(text, f"upload:{name}", title, **meta)
         with self._write_lock:
             if not replace:
                 try:

@@ -52,7 +52,6 @@ def test_doc_id_is_stable_and_hash_tracks_content(tmp_path):
     ("empty.txt", b"", "empty"),
     ("blank.txt", b"  \n\t ", "empty"),
     ("binary.txt", b"\x00\x01\x02ELF\x00\x00", "binary"),
-    ("latin1.txt", "caf\xe9 cr\xe8me".encode("latin-1"), "UTF-8"),
     ("broken.pdf", b"%PDF-1.4\n1 0 obj <<", "PDF"),
     ("fake.pdf", b"just text pretending", "not a PDF"),
     ("fake.docx", b"not a zip", "docx"),
@@ -91,3 +90,20 @@ def test_symlink_outside_folder_is_skipped(tmp_path):
 def test_unsupported_type_raises_load_error():
     with pytest.raises(LoadError):
         parse_bytes(b"data", ".exe")
+
+
+@pytest.mark.parametrize("data,encoding,expected", [
+    ("The caf\u00e9 closes at 6 pm \u2013 \u201cevery Friday\u201d, \u20ac5 a coffee.".encode("cp1252"), "cp1252",
+     "The caf\u00e9 closes at 6 pm \u2013 \u201cevery Friday\u201d, \u20ac5 a coffee."),
+    ("Cr\u00e8me br\u00fbl\u00e9e, na\u00efve fa\u00e7ade, se\u00f1or, \u00fcber: a latin-1 note.".encode("latin-1"),
+     None, "Cr\u00e8me br\u00fbl\u00e9e, na\u00efve fa\u00e7ade, se\u00f1or, \u00fcber: a latin-1 note."),
+    ("Notes in UTF-16 with a byte order mark: \u00e9t\u00e9.".encode("utf-16"), "utf-16",
+     "Notes in UTF-16 with a byte order mark: \u00e9t\u00e9."),
+])
+def test_text_in_the_encodings_people_have_is_read_and_recorded(tmp_path, data, encoding, expected):
+    doc = load_file(_write(tmp_path, "note.txt", data))
+    assert not isinstance(doc, Skipped), doc
+    assert doc.text == expected
+    if encoding:
+        assert doc.metadata["encoding"] == encoding
+    assert doc.metadata["encoding"] != "utf-8"

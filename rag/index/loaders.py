@@ -65,18 +65,41 @@ def source_name(path: Path) -> str:
 # ---------------------------------------------------------------- decoders
 
 
-def _decode_text(data: bytes) -> str:
+LEGACY_ENCODINGS = ("cp1252", "iso8859_15", "latin_1", "cp1250", "cp1251", "iso8859_2", "mac_roman")
+
+
+def decode_text(data: bytes) -> tuple[str, str]:
+    """(text, encoding): UTF-8 (with or without a BOM), UTF-16 with a BOM, else the legacy single-byte
+    encoding charset-normalizer finds most likely (cp1252, latin-1 ...). Only binary data is refused."""
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         try:
-            return data.decode("utf-16")
+            return data.decode("utf-16"), "utf-16"
         except UnicodeDecodeError as exc:
             raise LoadError(f"invalid UTF-16 at byte {exc.start}") from None
     if b"\x00" in data[:8192]:
         raise LoadError("binary file (NUL bytes), not text")
     try:
-        return data.decode("utf-8-sig")
+        return data.decode("utf-8-sig"), "utf-8"
     except UnicodeDecodeError as exc:
-        raise LoadError(f"not valid UTF-8 (byte {exc.start}); re-save the file as UTF-8") from None
+        at = exc.start
+    from charset_normalizer import from_bytes
+
+    matches = list(from_bytes(data, cp_isolation=list(LEGACY_ENCODINGS)))
+    if not matches:
+        raise LoadError(f"not valid UTF-8 (byte {at}) and not text in a known single-byte encoding")
+    # Western encodings first when they read the bytes as cleanly as any (charset-normalizer alone
+    # took a French latin-1 note for cp1250: "Crčme brűlée")
+    least = min(m.chaos for m in matches)
+    for name in ("cp1252", "latin_1", "iso8859_15"):  # (a match lists every encoding that reads it alike)
+        western = next((m for m in matches if name in (m.could_be_from_charset or [m.encoding])), None)
+        if western is not None and western.chaos <= least + 0.01:
+            return str(western), name
+    best = min(matches, key=lambda m: (m.chaos, -m.coherence))
+    return str(best), best.encoding
+
+
+def _decode_text(data: bytes) -> str:
+    return decode_text(data)[0]
 
 
 class _HTMLText:
@@ -218,13 +241,15 @@ def _decoded(decoder, data: bytes, kind: str) -> tuple[str, str | None]:
         raise LoadError(f"unreadable {kind} ({type(exc).__name__}: {str(exc)[:80]})") from None
 
 
-def parse_bytes(data: bytes, suffix: str) -> tuple[str, str | None]:
-    """Extract (text, title-or-None) from file content. Raises LoadError with the reason."""
+def parse_bytes(data: bytes, suffix: str) -> tuple[str, str | None, dict]:
+    """Extract (text, title-or-None, metadata) from file content (metadata: ``encoding`` of a text
+    file). Raises LoadError with the reason."""
     suffix = suffix.lower()
     if suffix not in SUPPORTED:
         raise LoadError(f"unsupported file type {suffix or '(none)'}; supported: {', '.join(sorted(SUPPORTED))}")
     if not data.strip():
         raise LoadError("empty file")
+    meta: dict = {}
     if suffix in (".html", ".htm"):
         text, title = _decoded(_html_text, data, "HTML")
     elif suffix == ".pdf":
@@ -236,7 +261,8 @@ def parse_bytes(data: bytes, suffix: str) -> tuple[str, str | None]:
             raise LoadError("not a .docx (not a zip container)")
         text, title = _decoded(_docx_text, data, ".docx")
     else:
-        text = _decode_text(data)
+        text, encoding = decode_text(data)
+        meta["encoding"] = encoding
         title = None
         if suffix in (".md", ".markdown"):
             heading = re.search(r"^#\s+(.+)$", text, re.M)
@@ -247,7 +273,7 @@ def parse_bytes(data: bytes, suffix: str) -> tuple[str, str | None]:
     control = sum(1 for ch in text[:20000] if ord(ch) < 32 and ch not in "\n\t\f\v")
     if control > 0.01 * min(len(text), 20000):
         raise LoadError("binary content (control characters), not text")
-    return text, title
+    return text, title, meta
 
 
 def make_document(text: str, source: str, title: str | None = None, **extra) -> Document:
@@ -263,12 +289,12 @@ def load_file(path: Path, source: str | None = None) -> Document | Skipped:
     if not _utf8_ok(source):
         return Skipped(_printable(source), "file name is not valid UTF-8 (rename the file)")
     try:
-        text, title = parse_bytes(read_limited(path), path.suffix)
+        text, title, meta = parse_bytes(read_limited(path), path.suffix)
     except LoadError as exc:
         return Skipped(source, str(exc))
     except OSError as exc:
         return Skipped(source, f"cannot read ({exc.strerror or exc})")
-    return make_document(text, source, title)
+    return make_document(text, source, title, **meta)
 
 
 def _utf8_ok(name: str) -> bool:

@@ -141,3 +141,18 @@ def seed_index(tmp_path_factory):
     store = Store(cfg)
     Indexer(store).ingest_paths([SEEDS])
     return cfg, store
+
+
+def seeded_assistant(root: Path):
+    """An Assistant (extractive) over its own indexed copy of the seed article under ``root``, for
+    tests that add or delete documents."""
+    from rag.assistant import Assistant
+    from rag.config import Config
+
+    seeds = root / "seeds"
+    seeds.mkdir()
+    shutil.copy(SEED_ARTICLE, seeds / SEED_ARTICLE.name)
+    assistant = Assistant.open(Config(data_dir=root / "data", chroma_url=None, collection="documents",
+                                      llm="extractive", api_key=None))
+    assistant.ingest([seeds])
+    return assistant

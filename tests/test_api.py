@@ -4,12 +4,11 @@ and the quote invariant on what leaves the server."""
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 from fastapi.testclient import TestClient
 
-from conftest import SEED_ARTICLE
+from conftest import SEED_ARTICLE, seeded_assistant
 
 SEED_QUESTIONS = ["What did Zelenskyy say about Crimea?", "When was the NATO summit?",
                   "What does Putin consider a red line?", "What would a ceasefire require?"]
@@ -31,17 +30,7 @@ def sse_events(text: str) -> list[tuple[str, str]]:
 
 @pytest.fixture(scope="module")
 def assistant(tmp_path_factory):
-    from rag.assistant import Assistant
-    from rag.config import Config
-
-    root = tmp_path_factory.mktemp("api")
-    seeds = root / "seeds"
-    seeds.mkdir()
-    shutil.copy(SEED_ARTICLE, seeds / SEED_ARTICLE.name)
-    assistant = Assistant.open(Config(data_dir=root / "data", chroma_url=None, collection="documents",
-                                      llm="extractive", api_key=None))
-    assistant.ingest([seeds])
-    return assistant
+    return seeded_assistant(tmp_path_factory.mktemp("api"))
 
 
 @pytest.fixture(scope="module")
@@ -428,6 +417,21 @@ def test_ui_key_in_url_sets_cookie_once(assistant):
         assert browser.get("/").status_code == 200  # the cookie now opens the UI and the docs
         assert browser.get("/docs").status_code == 200
         assert browser.get("/api/documents").status_code == 401  # but never the API
+
+
+def test_a_browser_without_the_key_gets_a_page_that_asks_for_it(assistant):
+    from rag.serve.app import create_app
+
+    html = {"Accept": "text/html,application/xhtml+xml"}
+    with TestClient(create_app(assistant, api_key=KEY), follow_redirects=False) as browser:
+        page = browser.get("/", headers=html)
+        assert page.status_code == 401 and page.headers["content-type"].startswith("text/html")
+        assert '<form method="get" action="/">' in page.text and 'name="key"' in page.text
+        assert "not right" not in page.text and KEY not in page.text
+        wrong = browser.get("/?key=nope", headers=html)
+        assert wrong.status_code == 401 and "not right" in wrong.text
+        assert browser.get(f"/?key={KEY}", headers=html).status_code == 303  # the form's GET opens the UI
+        assert browser.get("/api/documents", headers=html).headers["content-type"].startswith("application/json")
 
 
 def test_read_only_forbids_writes(readonly):

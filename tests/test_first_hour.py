@@ -4,7 +4,6 @@ on /v1, usage that counts what a model read, search over HTTP, titles without th
 
 from __future__ import annotations
 
-import shutil
 import socket
 import subprocess
 import sys
@@ -13,25 +12,16 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from conftest import SEED_ARTICLE
+from conftest import seeded_assistant
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory):
-    from rag.assistant import Assistant
-    from rag.config import Config
     from rag.serve.app import create_app
 
-    root = tmp_path_factory.mktemp("first-hour")
-    seeds = root / "seeds"
-    seeds.mkdir()
-    shutil.copy(SEED_ARTICLE, seeds / SEED_ARTICLE.name)
-    assistant = Assistant.open(Config(data_dir=root / "data", chroma_url=None, collection="documents",
-                                      llm="extractive", api_key=None))
-    assistant.ingest([seeds])
-    with TestClient(create_app(assistant)) as c:
+    with TestClient(create_app(seeded_assistant(tmp_path_factory.mktemp("first-hour")))) as c:
         yield c
 
 

@@ -122,3 +122,25 @@ def test_ui_with_api_key_opens_once_with_key_in_url(browser, tmp_path):
         mark.wait_for(timeout=30_000)
         assert mark.inner_text() in SEED_ARTICLE.read_text(encoding="utf-8")
         context.close()
+
+
+def test_a_browser_without_the_key_is_asked_for_it_then_sees_the_chat(browser, tmp_path):
+    """With RAG_API_KEY set, opening / shows a page that asks for the key (not raw 401 JSON);
+    a wrong key is said to be wrong; the right one opens the chat."""
+    key = "s3cret-key-for-the-browser"
+    with rag_server(tmp_path / "data", api_key=key) as (url, _proc, _log):
+        context = browser.new_context()
+        page = context.new_page()
+        try:
+            page.goto(url)
+            page.wait_for_selector("input#key", timeout=30_000)
+            assert "needs its API key" in page.inner_text("body")
+            page.fill("input#key", "not-the-key")
+            page.click("button[type=submit]")
+            page.wait_for_selector(".wrong", timeout=30_000)
+            page.fill("input#key", key)
+            page.click("button[type=submit]")
+            page.wait_for_selector("#question textarea", timeout=60_000)  # the chat UI itself
+            assert key not in page.url  # the key left the address bar once the cookie was set
+        finally:
+            context.close()

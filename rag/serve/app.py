@@ -72,6 +72,16 @@ MAX_UPLOAD_BYTES = int(float(os.environ.get("RAG_MAX_UPLOAD_MB", "20")) * 1024 *
 MAX_BODY_BYTES = int(float(os.environ.get("RAG_MAX_BODY_MB", "8")) * 1024 * 1024)
 MAX_HISTORY_ACCEPTED = 10_000
 KEY_COOKIE = "rag_key"
+KEY_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Grounded document chat: key needed</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>body{font-family:system-ui,sans-serif;max-width:28rem;margin:4rem auto;padding:0 1rem;color:#1f2937}
+input{font-size:1rem;padding:.5rem;width:100%;box-sizing:border-box;margin:.5rem 0}
+button{font-size:1rem;padding:.5rem 1rem}.wrong{color:#b91c1c}</style></head>
+<body><h1>Grounded document chat</h1><p>This server needs its API key (the one it was started with,
+<code>RAG_API_KEY</code>). Your browser keeps it in a cookie for this site only.</p>{note}
+<form method="get" action="/"><label for="key">API key</label>
+<input id="key" name="key" type="password" autocomplete="current-password" required autofocus>
+<button type="submit">Open the chat</button></form></body></html>"""
 DOCS_STATIC = "/docs-static"
 
 
@@ -242,6 +252,16 @@ class GuardMiddleware:
         await send({"type": "http.response.start", "status": status, "headers": hdrs})
         await send({"type": "http.response.body", "body": raw})
 
+    @staticmethod
+    async def _key_page(send, wrong: bool) -> None:
+        """401 as a page that asks for the key (GET /?key=... then sets the HttpOnly cookie)."""
+        note = '<p class="wrong" role="alert">That key is not right. Try again.</p>' if wrong else ""
+        raw = KEY_PAGE.replace("{note}", note).encode()
+        await send({"type": "http.response.start", "status": 401, "headers": [
+            (b"content-type", b"text/html; charset=utf-8"), (b"content-length", str(len(raw)).encode()),
+            (b"www-authenticate", b"Bearer"), (b"cache-control", b"no-store")]})
+        await send({"type": "http.response.body", "body": raw})
+
     def _authorized(self, headers: dict[bytes, bytes], path: str) -> bool:
         key = self.api_key.encode()
         auth = headers.get(b"authorization", b"")
@@ -286,6 +306,9 @@ class GuardMiddleware:
                             "headers": [(b"location", location.encode()), (b"set-cookie", cookie.encode()),
                                         (b"content-length", b"0")]})
                 await send({"type": "http.response.body", "body": b""})
+                return
+            if not api_path and method == "GET" and b"text/html" in headers.get(b"accept", b""):
+                await self._key_page(send, wrong=given is not None)  # a person in a browser: ask for the key
                 return
             await self._reply(send, 401, "missing or wrong API key: send 'Authorization: Bearer KEY' or "
                                          "'X-API-Key: KEY' (browsers: open /?key=KEY once)",

@@ -117,6 +117,8 @@ def run(assistant: Assistant, items: list[dict], judge, stream: bool = False) ->
             "tokens": trace.tokens if trace else 0, "gen_s": trace.seconds if trace else 0.0,
             "prompt_tokens": trace.prompt_tokens if trace else 0, "not_verbatim": failures[0] - before,
             "raw": trace.raw if trace else None,
+            "check_ms": (answer.timings_ms.get("check", 0.0) if answer is not None else 0.0),
+            "dropped": answer.dropped_claims if answer is not None else [],
         })
     return records
 
@@ -147,6 +149,7 @@ def summarize(backend: str, dataset: str, records: list[dict]) -> dict:
         "p95_ms": round(percentiles([r["ms"] for r in records])["p95"]) if len(records) > 1 else "",
         "first_claim_p50_ms": round(statistics.median(firsts)) if firsts else "",
         "tok_per_s": round(sum(r["tokens"] for r in records) / gen_s, 1) if gen_s else "",
+        "check_s_per_claim": round(sum(r.get("check_ms", 0) for r in records) / 1000 / sentences, 2) if sentences else "",
     }
 
 

@@ -177,8 +177,8 @@ def answer_first(question: str, said: str, ev: evidence_mod.Evidence, claims, ch
     A 1.5B model sometimes gives the right short answer and then a claim copied from another
     sentence (measured: "When was the NATO summit?" answered "July" with a claim copying the
     Article 5 sentence, which its check rightly found supported by that sentence). When the short
-    answer (a few words, not yes/no) is in an evidence sentence but in none of the sentences the
-    claims cite, the answer becomes that short answer cited to the sentence holding it (the one
+    answer (a few words, not yes/no) is in an evidence sentence but in none of the claims nor the
+    sentences they cite, the answer becomes that short answer cited to the sentence holding it (the one
     sharing most words with the question), checked as "Question: Q Answer: A." (on the README's
     example this form scored 0.78 for the right sentence and answer, 0.18-0.23 for a wrong answer or
     sentence; "The answer to the question Q is A." 0.56, under the threshold); the claims go to
@@ -194,8 +194,8 @@ def answer_first(question: str, said: str, ev: evidence_mod.Evidence, claims, ch
         q = ev.find(claim.get("source"), claim.get("quote"))
         return q is not None and bool(holds.search(checker.target(str(claim.get("claim", "")), q).text))
 
-    if not holders or any(cites_it(c) for c in claims):
-        return claims
+    if not holders or any(cites_it(c) or holds.search(str(c.get("claim", ""))) for c in claims):
+        return claims  # a claim that states the answer itself may cite a sentence that says "he"
     best = max(holders, key=lambda q: (overlap(question, q.text), -q.n))
     checker.result.dropped += [f"{str(c.get('claim', ''))} -- dropped: the sentence it cites does not hold the "
                                f"model's own answer ({said!r})" for c in claims]

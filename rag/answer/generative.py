@@ -119,11 +119,11 @@ class ClaimChecker:
             return quote
         return max([quote, *self.neighbours(quote)], key=lambda q: (overlap(text, q.text), q is quote))
 
-    def supported(self, text: str, quote):
+    def supported(self, text: str, quote, movable: bool = True):
         """(the sentence the claim rests on or None, its support score, what checked it). The sentence
         checked first is the cited one or the neighbour sharing most words with the claim; if that
         fails, the cited one."""
-        first = self.target(text, quote)
+        first = self.target(text, quote) if movable else quote
         if self.verify is None:
             return first, None, ""
         score, how = self.verify(text, first.text)
@@ -142,7 +142,7 @@ class ClaimChecker:
         why = self.reason_to_drop(text, quote)
         support, how = None, ""
         if not why:
-            quote, support, how = self.supported(claim.get("check_as") or text, quote)
+            quote, support, how = self.supported(claim.get("check_as") or text, quote, movable="check_as" not in claim)
             if quote is None:
                 why = f"{UNSUPPORTED} (P(yes) {support:.2f} < {self.threshold:.2f}, {how})"
         if why:

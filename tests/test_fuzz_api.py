@@ -327,7 +327,7 @@ def test_key_cors_and_read_only_on_the_real_server(assistant):
 
 def test_serve_binds_loopback_by_default(monkeypatch, tmp_path):
     """`rag serve --help` shows 127.0.0.1 as the default, run() defaults to it, and a bare
-    `rag serve` hands 127.0.0.1 to uvicorn (uvicorn.run is replaced to capture its arguments)."""
+    `rag serve` serves on a socket bound to 127.0.0.1 (uvicorn.Server.run is replaced to capture it)."""
     import uvicorn
     from click.testing import CliRunner
 
@@ -340,7 +340,11 @@ def test_serve_binds_loopback_by_default(monkeypatch, tmp_path):
     assert inspect.signature(rag.serve.app.run).parameters["host"].default == "127.0.0.1"
 
     captured = {}
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: captured.update(kw))
+
+    def fake_run(server, sockets=None):
+        captured["host"], captured["port"] = sockets[0].getsockname()[:2]
+
+    monkeypatch.setattr(uvicorn.Server, "run", fake_run)
     monkeypatch.chdir(ROOT)  # `rag serve` indexes seeds/ (relative to the working directory) when empty
     for var in ("RAG_API_KEY", "RAG_CHROMA_URL", "RAG_LLM", "RAG_READ_ONLY", "RAG_HOST"):
         monkeypatch.delenv(var, raising=False)

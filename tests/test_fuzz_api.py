@@ -263,16 +263,19 @@ def test_body_size_limit_is_413_before_reading(url):
                               timeout=60), 413)
 
 
-def test_unknown_model_names_are_accepted_and_answered_by_the_one_model(url):
-    """There is no per-request backend: /v1 accepts any `model` (documented), answers from
-    the server's backend and says so in the response; /v1/models/NAME is 404 for others."""
+def test_unknown_model_names_are_refused_in_the_openai_shape(url):
+    """/v1 answers for the one model /v1/models lists; any other name (odd ones included) is a 404
+    whose OpenAI-shaped error names the model on offer, never a 5xx."""
     for model in ("nope", "gpt-4o", "", "../../etc/passwd", "x" * 5000):
         r = httpx.post(f"{url}/v1/chat/completions", timeout=30,
                        json={"model": model, "messages": [{"role": "user", "content": QUESTION}]})
-        assert r.status_code == 200, (model[:20], r.text[:200])
-        body = r.json()
-        assert body["model"] == "grounded-rag" and body["system_fingerprint"] == "extractive"
-        assert body["choices"][0]["message"]["citations"]
+        assert r.status_code == 404, (model[:20], r.text[:200])
+        assert "grounded-rag" in r.json()["error"]["message"]
+    r = httpx.post(f"{url}/v1/chat/completions", timeout=30,
+                   json={"model": "grounded-rag", "messages": [{"role": "user", "content": QUESTION}]})
+    body = r.json()
+    assert body["model"] == "grounded-rag" and body["system_fingerprint"] == "extractive"
+    assert body["choices"][0]["message"]["citations"]
     assert_refused(httpx.get(f"{url}/v1/models/nope"), 404, "grounded-rag")
     assert httpx.get(f"{url}/v1/models").json()["data"][0]["backend"] == "extractive"
 

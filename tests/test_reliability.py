@@ -264,7 +264,7 @@ def test_queries_stay_correct_during_uploads_and_deletes(tmp_path):
                     assert any(c["doc_id"] == doc_id_of(f"{town}.txt") for c in answer["citations"]), answer
                 # then, still under read load: replace one document and delete three, two at a time
                 replace = threading.Thread(target=lambda: probe.status("replace", client.post(
-                    "/api/documents", files={"file": (f"{replaced}.txt", new_version.encode())})))
+                    "/api/documents?replace=true", files={"file": (f"{replaced}.txt", new_version.encode())})))
                 replace.start()
                 for town in TOWNS[:3]:
                     r = client.delete(f"/api/documents/{doc_id_of(town + '.txt')}")

@@ -194,7 +194,7 @@ class LlamaCppLLM(CustomLLM):
                 if find_spec("llama_cpp") is None:
                     raise BackendUnavailable(self.backend_name, f"llama-cpp-python is not installed: {INSTALL_HINT}")
                 args = {"model_path": self.model_path, "n_ctx": self.n_ctx, "n_threads": self.n_threads,
-                        "seed": self.seed, "chat_mode": self.chat_mode}
+                        "seed": self.seed}
                 if isolated():
                     self._engine = ModelWorker(args, silence=self.silence, name=self.model_name)
                 else:

@@ -24,9 +24,11 @@ VARIANT MODEL`` is the child (JSON on stdout: score, prefill and decode tokens/s
 from __future__ import annotations
 
 import ctypes
+import functools
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -92,24 +94,23 @@ def build_id() -> str:
     return f"{version('llama_cpp_python')}-{stamp}"
 
 
-def cpu_flags() -> str:
+def _cpuinfo(field: str) -> str | None:
+    """The first value of ``field`` in /proc/cpuinfo (None when there is none)."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                return " ".join(sorted(line.split(":", 1)[1].split()))
-    except OSError:
-        pass
-    return ""
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
+            if line.startswith(field):
                 return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return "unknown CPU"
+    return None
+
+
+def cpu_flags() -> str:
+    return " ".join(sorted((_cpuinfo("flags") or "").split()))
+
+
+def cpu_name() -> str:
+    return _cpuinfo("model name") or "unknown CPU"
 
 
 def cache_file() -> Path:
@@ -125,6 +126,7 @@ def _cache_key(model: Path) -> str:
 # ------------------------------------------------------------------ in this process
 
 
+@functools.cache
 def _libggml():
     import llama_cpp  # noqa: F401  (loads libllama and the libggml it links)
 
@@ -162,11 +164,6 @@ def _mapped(stem: str) -> str | None:
 
 _loaded: dict[str, str] = {}
 _lock = threading.Lock()
-
-
-def loaded_variant() -> str | None:
-    """The variant this process loaded (None: none yet, or a build with the CPU code linked in)."""
-    return _loaded.get("variant")
 
 
 def load_variant(variant: str) -> None:
@@ -231,13 +228,13 @@ def choose_variant(model: Path, progress=None) -> str:
 def ranked_variants() -> list[str]:
     """Variants the CPU claims, best score first (scores read in a child: loading a library
     built for other instructions is not risked in the caller)."""
-    out = _run_child(["scores"], timeout=60)
     try:
-        scores = json.loads(out.stdout)
-    except ValueError:
+        scores = json.loads(_run_child(["scores"], timeout=60).stdout)
+    except (ValueError, subprocess.TimeoutExpired):
         scores = {}
-    if not scores:  # the scoring child died: try them all, richest instruction set first
-        return sorted(variant_files(), key=lambda v: -variant_files()[v].stat().st_size)
+    if not scores:  # the scoring child died or hung: try them all, richest instruction set first
+        files = variant_files()
+        return sorted(files, key=lambda v: -files[v].stat().st_size)
     return [v for v, s in sorted(scores.items(), key=lambda kv: (-kv[1], kv[0])) if s > 0]
 
 
@@ -258,15 +255,18 @@ def probe_variant(variant: str, model: Path, timeout: float = PROBE_TIMEOUT, n_p
     return Probe(variant, False, seconds=seconds, reason=_exit_reason(done))
 
 
+def signal_name(returncode: int) -> str:
+    """The name of the signal that ended a child (``returncode`` < 0)."""
+    try:
+        return signal.Signals(-returncode).name
+    except ValueError:
+        return f"signal {-returncode}"
+
+
 def _exit_reason(done: subprocess.CompletedProcess) -> str:
     code = done.returncode
     if code < 0:
-        import signal
-
-        try:
-            name = signal.Signals(-code).name
-        except ValueError:
-            name = f"signal {-code}"
+        name = signal_name(code)
         return {"SIGILL": "SIGILL (an instruction this CPU does not run)", "SIGSEGV": "SIGSEGV (crashed)"}.get(name, name)
     tail = (done.stderr or "").strip().splitlines()[-1:] or [f"exit {code}"]
     return tail[0][-200:]

@@ -13,16 +13,13 @@ from typing import Iterator
 from rag.llm.cpu_variant import ensure_cpu_backend
 
 
-
 class LlamaEngine:
     """One ``llama_cpp.Llama``. Not thread-safe: callers serialise (one generation at a time)."""
 
-    def __init__(self, model_path: str, n_ctx: int = 2048, n_threads: int | None = None, seed: int = 0,
-                 chat_mode: bool = True):
+    def __init__(self, model_path: str, n_ctx: int = 2048, n_threads: int | None = None, seed: int = 0):
         from llama_cpp import Llama
 
         ensure_cpu_backend(model_path)
-        self.chat_mode = chat_mode
         self.llama = Llama(model_path=model_path, n_ctx=n_ctx, seed=seed, verbose=False,
                            n_threads=n_threads or max(1, os.cpu_count() or 1))
         self._kept: tuple[list[int], bytes] | None = None  # the last answer's prompt: tokens and KV state

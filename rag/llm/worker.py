@@ -23,12 +23,13 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
 from multiprocessing.connection import Connection
 from typing import Any, Iterator
+
+from rag.llm.cpu_variant import signal_name
 
 LOAD_TIMEOUT = 300.0
 
@@ -80,11 +81,7 @@ def death_reason(exitcode: int | None) -> str:
     if exitcode is None:
         return "stopped answering"
     if exitcode < 0:
-        try:
-            name = signal.Signals(-exitcode).name
-        except ValueError:
-            name = f"signal {-exitcode}"
-        return f"was killed by {name}"
+        return f"was killed by {signal_name(exitcode)}"
     return f"exited with code {exitcode}"
 
 
@@ -97,11 +94,6 @@ class ModelWorker:
         self._conn = self._send_conn = None
         self._ids = itertools.count(1)
         self._lock = threading.RLock()
-        self.starts = 0
-
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None and self._proc.poll() is None else None
 
     # ------------------------------------------------------------ process
 
@@ -118,7 +110,6 @@ class ModelWorker:
         self._proc = proc
         self._send_conn = Connection(to_child_w, readable=False)
         self._conn = Connection(from_child_r, writable=False)
-        self.starts += 1
         kind, _, a, b = self._recv(0, LOAD_TIMEOUT)
         if kind == "error":
             self._reap()
@@ -126,7 +117,7 @@ class ModelWorker:
 
     def _reap(self) -> str:
         proc = self._proc
-        for conn in (self._conn, getattr(self, "_send_conn", None)):
+        for conn in (self._conn, self._send_conn):
             if conn is not None:
                 conn.close()
         self._proc = self._conn = self._send_conn = None

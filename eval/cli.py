@@ -23,7 +23,7 @@ import click
               help="Model for --judge llm (qwen2.5-coder-1.5b, openai:MODEL, gguf:PATH); default: the --llm backend")
 @click.pass_context
 def eval_command(ctx, suites, questions, pairs, judge_name, out, limit, top_k, llm, judge_llm):
-    """Run eval suites (seed, bbc, halueval-qa, judge-halueval) and/or your own --questions/--pairs;
+    """Run eval suites (seed, bbc, everyday, halueval-qa, judge-halueval) and/or your own --questions/--pairs;
     writes results.jsonl, summary.json, report.md and report.html."""
     import time as _time
 

@@ -1,7 +1,8 @@
 """``rag eval``: run suites, score every answer, write a report directory.
 
 Suites: ``seed`` (the dev set over the seed article), ``bbc`` (the BBC dev set over
-named BBC articles among distractors), ``halueval-qa`` (HaluEval
+named BBC articles among distractors), ``everyday`` (everyday office documents in .md, .html,
+.docx, .txt and .pdf, ``eval/data/everyday/``), ``halueval-qa`` (HaluEval
 QA knowledge as a corpus, rows 0-4999), ``judge-halueval`` (the judge alone on
 HaluEval summarization and QA pairs), plus the user's own ``--questions`` and
 ``--pairs`` files. Metric definitions live in eval/metrics.py and the report.
@@ -26,8 +27,10 @@ from eval import metrics, report
 ROOT = Path(__file__).resolve().parents[1]
 SEED_DEV = Path(__file__).parent / "data" / "seed_dev.jsonl"
 BBC_DEV = Path(__file__).parent / "data" / "bbc_dev.jsonl"
+EVERYDAY_DEV = Path(__file__).parent / "data" / "everyday_dev.jsonl"
+EVERYDAY_DOCS = Path(__file__).parent / "data" / "everyday"
 BBC_DISTRACTORS_PER_TOPIC = 20  # the first N articles of each BBC topic are indexed besides the named ones
-SUITES = ("seed", "bbc", "halueval-qa", "judge-halueval")
+SUITES = ("seed", "bbc", "everyday", "halueval-qa", "judge-halueval")
 _MARK = re.compile(r"\s*\[(\d+)\]")
 
 
@@ -243,6 +246,24 @@ def suite_bbc(config: Config, judge, top_k: int, limit: int | None):
         return run_questions(assistant, judge, rows, gold, top_k, "bbc")
 
 
+def suite_everyday(config: Config, judge, top_k: int, limit: int | None):
+    """The everyday dev set: office documents of several formats (``EVERYDAY_DOCS``), read by the loaders
+    as files; a question's ``doc`` names the file that answers it."""
+    from rag.assistant import Assistant
+
+    with suite_index(config, "eval_everyday") as cfg:
+        assistant = Assistant.open(cfg)
+        assistant.ingest([EVERYDAY_DOCS], prune=True)
+        rows = read_jsonl(EVERYDAY_DEV)[:limit]
+
+        def gold(row, nodes):
+            if not row.get("doc"):
+                return None
+            return _rank_of(nodes, lambda n: n.node.metadata["source"].endswith("/" + row["doc"]))
+
+        return run_questions(assistant, judge, rows, gold, top_k, "everyday")
+
+
 def suite_questions(config: Config, judge, top_k: int, limit: int | None, path: Path):
     from rag.assistant import Assistant
 
@@ -355,6 +376,8 @@ def run(suites: list[str], config: Config, out: Path, judge_name: str = "offline
             recs, agg = suite_halueval_qa(config, judge, top_k, limit)
         elif suite == "bbc":
             recs, agg = suite_bbc(config, judge, top_k, limit)
+        elif suite == "everyday":
+            recs, agg = suite_everyday(config, judge, top_k, limit)
         else:
             recs, aggs, (labels, scores) = suite_judge_halueval(judge, limit)
             results += recs

@@ -46,17 +46,20 @@ class PluginGroup(click.Group):
               help="All local state (Chroma files, caches). Env RAG_DATA_DIR; default ./.rag")
 @click.option("--chroma-url", envvar="RAG_CHROMA_URL", default=None,
               help="Use a Chroma server (e.g. http://127.0.0.1:8000) instead of local files. Env RAG_CHROMA_URL")
-@click.option("--collection", envvar="RAG_COLLECTION", default=None, help="Index name (default: documents)")
+@click.option("--index", "--collection", "index_name", envvar=["RAG_INDEX", "RAG_COLLECTION"], default=None,
+              help="Index name: the Chroma collections' prefix (default: documents). Env RAG_INDEX. Not a document "
+                   "collection: those are `rag ingest --collection`")
 @click.pass_context
-def cli(ctx, data_dir, chroma_url, collection):
+def cli(ctx, data_dir, chroma_url, index_name):
     """Grounded document chat: every claim in an answer is a verified verbatim quote."""
-    ctx.obj = {"config": Config().with_(data_dir=data_dir, chroma_url=chroma_url, collection=collection)}
+    ctx.obj = {"config": Config().with_(data_dir=data_dir, chroma_url=chroma_url, collection=index_name)}
 
 
 def _print_citations(answer) -> None:
     for c in answer.citations:
         label = {"support": "", "related": " (related)", "contradiction": " (contradicts the premise)"}[c.role]
-        click.echo(click.style(f"  [{c.id}]{label} {c.title} — {c.source} @ {c.start}-{c.end}", fg="cyan"))
+        where = f"p. {c.page}" + (f"-{c.page_end}" if c.page_end else "") if c.page else f"@ {c.start}-{c.end}"
+        click.echo(click.style(f"  [{c.id}]{label} {c.title} — {c.source} {where}", fg="cyan"))
         click.echo(textwrap.indent(textwrap.fill(f"“{c.quote}”", 96), "      "))
 
 
@@ -64,8 +67,10 @@ def _print_citations(answer) -> None:
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--prune", is_flag=True, help="Remove documents whose files are gone from these folders")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON")
+@click.option("--collection", default=None, help="Put these files in this document collection (questions can be "
+              "scoped to one). Default: new files go to 'default', known files stay in theirs")
 @click.pass_context
-def ingest(ctx, paths, prune, as_json):
+def ingest(ctx, paths, prune, as_json, collection):
     """Index files and folders (default: seeds/). Idempotent: unchanged files are skipped.
     Exits 1 when any file could not be indexed (the others are)."""
     from contextlib import nullcontext
@@ -76,9 +81,17 @@ def ingest(ctx, paths, prune, as_json):
 
     paths = list(paths) or [Path(DEFAULT_SEEDS_DIR)]
     config = _config(ctx)
+    if collection is not None:
+        from rag.index.scope import check_name
+
+        try:
+            check_name(collection)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--collection")
     try:
         with nullcontext() if config.chroma_url else own(Path(config.data_dir), "ingest"):
-            report = Indexer(Store(config)).ingest_paths(paths, prune=prune, show_progress=not as_json)
+            report = Indexer(Store(config)).ingest_paths(paths, prune=prune, show_progress=not as_json,
+                                                         collection=collection)
     except (IngestLocked, DataDirBusy) as exc:
         raise click.ClickException(str(exc))
     if as_json:
@@ -86,6 +99,8 @@ def ingest(ctx, paths, prune, as_json):
     else:
         for skipped in report.failed:
             click.echo(click.style(str(skipped), fg="yellow"), err=True)
+        for note in report.notes:
+            click.echo(note, err=True)
         click.echo(report.summary())
     if report.failed:  # scripts must notice: the rest is indexed, but not everything
         click.echo(f"{len(report.failed)} file(s) could not be indexed", err=True)
@@ -136,14 +151,21 @@ def _open_assistant(ctx, llm=None, top_k=None):
 @click.option("--json", "as_json", is_flag=True, help="Print the Answer object as JSON")
 @click.option("--top-k", type=click.IntRange(1, 50), default=None, help="Passages to answer from")
 @click.option("--llm", envvar="RAG_LLM", default=None, help="Answer backend: extractive (default), qwen2.5-coder-1.5b (local, make local), openai:MODEL (OPENAI_BASE_URL or RAG_LLM_BASE_URL), gguf:PATH, smollm2, gemma-270m")
+@click.option("--collection", default=None, help="Answer only from this document collection")
+@click.option("--doc", "doc_ids", multiple=True, help="Answer only from this document (doc_id; repeat for several)")
 @click.pass_context
-def ask(ctx, question, as_json, top_k, llm):
+def ask(ctx, question, as_json, top_k, llm, collection, doc_ids):
     """Answer QUESTION from the indexed documents, with verified quotes."""
+    from rag.index.scope import Scope, ScopeError
+
     assistant = _open_assistant(ctx, llm)
     try:
-        answer = assistant.ask(question, top_k=top_k)
-    except assistant.BadRequest as exc:
-        raise click.BadParameter(str(exc), param_hint="QUESTION")
+        scope = Scope.of(collection, list(doc_ids)) if collection or doc_ids else None
+        answer = assistant.ask(question, top_k=top_k, scope=scope)
+    except ValueError as exc:  # BadRequest, or a malformed collection name
+        raise click.BadParameter(str(exc), param_hint="QUESTION" if isinstance(exc, assistant.BadRequest) else "--collection")
+    except ScopeError as exc:
+        raise click.ClickException(str(exc))
     if as_json:
         click.echo(answer.model_dump_json(indent=2))
         return
@@ -194,10 +216,11 @@ def serve(ctx, host, port, llm, api_key, read_only):
     Indexes seeds/ on first start when the index is empty."""
     from rag.index.ownership import DataDirBusy
     from rag.serve.app import PortBusy, run
+    from rag.serve.keys import KeySpecError
 
     try:
         run(_config(ctx).with_(llm=llm, api_key=api_key), host=host, port=port, read_only=read_only)
-    except (DataDirBusy, PortBusy) as exc:
+    except (DataDirBusy, PortBusy, KeySpecError) as exc:
         raise click.ClickException(str(exc))
 
 

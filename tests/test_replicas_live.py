@@ -30,7 +30,7 @@ def chroma_url(tmp_path_factory):
 @contextmanager
 def replica(data_dir: Path, chroma_url: str, timeout: float = 180.0):
     """A `rag serve` with its own data dir (and lexical index) on the shared Chroma server."""
-    with rag_server(data_dir, options=("--chroma-url", chroma_url, "--collection", "replicas"),
+    with rag_server(data_dir, options=("--chroma-url", chroma_url, "--index", "replicas"),
                     timeout=timeout) as (url, _proc, _log):
         yield url
 

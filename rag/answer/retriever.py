@@ -64,22 +64,24 @@ class HybridRetriever(BaseRetriever):
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         return self.search(query_bundle.query_str, self.top_k)
 
-    def search(self, query: str, top_k: int | None = None) -> list[NodeWithScore]:
+    def search(self, query: str, top_k: int | None = None, doc_ids: frozenset[str] | None = None) -> list[NodeWithScore]:
+        """The best ``top_k`` chunks; only chunks of ``doc_ids`` when given (a scope, applied inside
+        both signals' searches, not after them)."""
         top_k = top_k or self.top_k
         pool = max(self.pool, top_k)
         found: dict[str, dict] = {}
-        server_fused = self.mode == "hybrid" and getattr(self.store, "sparse", False)
+        server_fused = self.mode == "hybrid" and getattr(self.store, "sparse", False) and doc_ids is None
         if server_fused:  # Chroma's own dense + sparse RRF (rag/index/chroma_sparse.py); signals filled in below
             embedding = self.embed_model.get_query_embedding(query)
             for hit in self.store.hybrid_search(embedding, query, pool, top_k):
                 found[hit.chunk_id] = {"text": hit.text, "meta": hit.metadata, "server": hit.score}
         elif self.mode in ("hybrid", "dense"):
             embedding = self.embed_model.get_query_embedding(query)
-            for rank, hit in enumerate(self.store.query(embedding, pool)):
+            for rank, hit in enumerate(self.store.query(embedding, pool, doc_ids)):
                 found[hit.chunk_id] = {"text": hit.text, "meta": hit.metadata, "dense": hit.score,
                                        "dense_rank": rank + 1}
         if self.mode == "bm25" or (self.mode == "hybrid" and not server_fused):
-            for rank, (cid, text, meta, score) in enumerate(self.lexical.top(query, pool)):
+            for rank, (cid, text, meta, score) in enumerate(self.lexical.top(query, pool, doc_ids)):
                 entry = found.setdefault(cid, {"text": text, "meta": meta})
                 entry["bm25"] = score
                 entry["bm25_rank"] = rank + 1

@@ -20,14 +20,49 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
+import numpy as np
 from llama_index.core.schema import Document
 
 from rag.index.chunking import chunk_document
 from rag.index.embeddings import embed_texts
 from rag.index.loaders import Skipped, iter_files, load_file
-from rag.index.store import Store
+from rag.index import page_files
+from rag.index.store import DEFAULT_COLLECTION, Store
 
 EMBED_GROUP = 256  # chunks embedded together
+PROGRESS_SLICE = 64  # chunks embedded per progress report (when one is asked for)
+
+
+def _sized(doc: Document | Skipped, path: Path) -> Document | Skipped:
+    """The file's size in bytes in the document's metadata (its record keeps it, for listings)."""
+    if isinstance(doc, Document):
+        try:
+            doc.metadata["size"] = path.stat().st_size
+        except OSError:
+            pass
+    return doc
+
+
+def _pages(numbers: list[int]) -> str:
+    """[1, 2, 3, 7] -> "1-3, 7"."""
+    runs: list[list[int]] = []
+    for n in numbers:
+        if runs and n == runs[-1][1] + 1:
+            runs[-1][1] = n
+        else:
+            runs.append([n, n])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
+
+
+def _note_pages(doc: Document, report: "IngestReport") -> None:
+    """Which pages of a PDF were read by OCR (with their mean confidence) and which could not be read."""
+    meta, source = doc.metadata, doc.metadata["source"]
+    if meta.get("ocr_pages"):
+        pages = meta["ocr_pages"]
+        report.notes.append(f"{source}: page{'s' if len(pages) > 1 else ''} {_pages(pages)} read by OCR "
+                            f"(mean word confidence {meta.get('ocr_confidence')})")
+    for page, why in meta.get("unreadable_pages") or []:
+        report.notes.append(f"{source}: page {page} not indexed: {why}")
 
 
 @dataclass
@@ -37,6 +72,8 @@ class IngestReport:
     unchanged: list[str] = field(default_factory=list)
     failed: list[Skipped] = field(default_factory=list)
     pruned: list[str] = field(default_factory=list)
+    moved: list[str] = field(default_factory=list)  # unchanged documents put in another collection
+    notes: list[str] = field(default_factory=list)  # per file: pages read by OCR, pages that could not be read
     chunks: int = 0
     seconds: float = 0.0
     embed_seconds: float = 0.0
@@ -45,12 +82,14 @@ class IngestReport:
         rate = self.chunks / self.seconds if self.seconds else 0.0
         return (f"{len(self.added)} added, {len(self.updated)} updated, {len(self.unchanged)} unchanged, "
                 f"{len(self.failed)} failed, {len(self.pruned)} pruned; {self.chunks} chunks embedded "
-                f"in {self.seconds:.1f}s ({rate:.0f} chunks/s)")
+                f"in {self.seconds:.1f}s ({rate:.0f} chunks/s)"
+                + (f"; {len(self.moved)} moved to another collection" if self.moved else ""))
 
     def to_dict(self) -> dict:
         return {"added": self.added, "updated": self.updated, "unchanged": self.unchanged,
                 "failed": [{"source": s.source, "reason": s.reason} for s in self.failed],
-                "pruned": self.pruned, "chunks": self.chunks, "seconds": round(self.seconds, 3)}
+                "pruned": self.pruned, "moved": self.moved, "notes": self.notes, "chunks": self.chunks,
+                "seconds": round(self.seconds, 3)}
 
 
 class IngestLocked(RuntimeError):
@@ -84,11 +123,16 @@ class Indexer:
         self.store = store
 
     def ingest_documents(self, docs: Iterable[Document | Skipped], report: IngestReport | None = None,
-                         progress: Callable[[int], None] | None = None) -> IngestReport:
-        """Commit documents (or record skips); unchanged ones cost a hash comparison."""
+                         progress: Callable[[int], None] | None = None,
+                         chunk_progress: Callable[[int, int], None] | None = None) -> IngestReport:
+        """Commit documents (or record skips); unchanged ones cost a hash comparison.
+        ``progress(1)`` per document; ``chunk_progress(embedded, chunked)`` as chunks are embedded."""
         report = report or IngestReport()
+        counts = [0, 0]  # chunks embedded, chunks to embed (known so far)
         started = time.perf_counter()
-        committed = {r.doc_id: r.doc_hash for r in self.store.documents()}
+        records = {r.doc_id: r for r in self.store.documents()}
+        committed = {doc_id: r.doc_hash for doc_id, r in records.items()}
+        data_dir = self.store.config.data_dir
         group: list[tuple[Document, list]] = []
         group_chunks = 0
         # One writer thread: group N is written to Chroma while group N+1 is embedded.
@@ -97,9 +141,14 @@ class Indexer:
         pending: Future | None = None
 
         def commit(items: list) -> None:
+            for doc, _, _ in items:  # a paged document's file and word boxes, before its record commits
+                paged = doc.metadata.get("paged")
+                if paged is not None:
+                    page_files.save(data_dir, doc.metadata["doc_id"], doc.metadata["doc_hash"], paged.data, paged.layout)
             self.store.write_many(items, {d.metadata["doc_id"] for d, _, _ in items} & set(committed))
             for doc, ns, _ in items:
                 doc_id = doc.metadata["doc_id"]
+                page_files.remove(data_dir, doc_id, keep_hash=doc.metadata["doc_hash"])
                 (report.updated if doc_id in committed else report.added).append(doc.metadata["source"])
                 committed[doc_id] = doc.metadata["doc_hash"]
                 report.chunks += len(ns)
@@ -112,7 +161,15 @@ class Indexer:
                 return
             nodes = [n for _, ns in group for n in ns]
             t0 = time.perf_counter()
-            vectors = embed_texts([n.text for n in nodes])
+            if chunk_progress is None:
+                vectors = embed_texts([n.text for n in nodes])
+            else:  # in slices, to tell how far it got
+                parts = []
+                for at in range(0, len(nodes), PROGRESS_SLICE):
+                    parts.append(embed_texts([n.text for n in nodes[at:at + PROGRESS_SLICE]]))
+                    counts[0] += len(parts[-1])
+                    chunk_progress(*counts)
+                vectors = np.vstack(parts) if parts else embed_texts([])
             report.embed_seconds += time.perf_counter() - t0
             items, at = [], 0
             for doc, ns in group:
@@ -129,13 +186,24 @@ class Indexer:
                 if progress:
                     progress(1)
                 continue
-            if committed.get(doc.metadata["doc_id"]) == doc.metadata["doc_hash"]:
+            doc_id = doc.metadata["doc_id"]
+            old = records.get(doc_id)
+            if not doc.metadata.get("collection"):  # no collection asked for: a known document keeps its own
+                doc.metadata["collection"] = old.collection if old is not None else DEFAULT_COLLECTION
+            _note_pages(doc, report)
+            if committed.get(doc_id) == doc.metadata["doc_hash"]:
+                if old is not None and old.collection != doc.metadata["collection"]:
+                    self.store.move(doc_id, doc.metadata["collection"])
+                    report.moved.append(doc.metadata["source"])
                 report.unchanged.append(doc.metadata["source"])
                 if progress:
                     progress(1)
                 continue
             nodes = chunk_document(doc)
             group.append((doc, nodes))
+            if chunk_progress is not None:
+                counts[1] += len(nodes)
+                chunk_progress(*counts)
             group_chunks += len(nodes)
             if group_chunks >= EMBED_GROUP:
                 flush()
@@ -148,8 +216,10 @@ class Indexer:
         report.seconds += time.perf_counter() - started
         return report
 
-    def ingest_paths(self, paths: list[Path], prune: bool = False, show_progress: bool = False) -> IngestReport:
-        """Index files and folders; ``prune`` drops documents whose files are gone."""
+    def ingest_paths(self, paths: list[Path], prune: bool = False, show_progress: bool = False,
+                     collection: str | None = None) -> IngestReport:
+        """Index files and folders; ``prune`` drops documents whose files are gone. ``collection``: put
+        the files in that collection (None: new files go to "default", known ones stay where they are)."""
         report = IngestReport()
         started = time.perf_counter()
         with ingest_lock(Path(self.store.config.data_dir)):
@@ -160,7 +230,17 @@ class Indexer:
                 from tqdm import tqdm
 
                 bar = tqdm(total=len(files), unit="file", desc="ingest", dynamic_ncols=True)
-            docs = (f if isinstance(f, Skipped) else load_file(f) for f in files)
+            def pages(n: int, total: int) -> None:  # a long PDF shows its pages going by
+                if bar is not None and total >= 5:
+                    bar.set_postfix_str(f"page {n}/{total}")
+
+            def load(path: Path):
+                doc = _sized(load_file(path, on_page=pages), path)
+                if collection and isinstance(doc, Document):
+                    doc.metadata["collection"] = collection
+                return doc
+
+            docs = (f if isinstance(f, Skipped) else load(f) for f in files)
             self.ingest_documents(docs, report, progress=bar.update if bar else None)
             if bar:
                 bar.close()
@@ -187,5 +267,6 @@ class Indexer:
             path = Path(record.source).resolve()
             if any(path == r or path.is_relative_to(r) for r in roots) and not path.exists():
                 self.store.delete(record.doc_id)
+                page_files.remove(self.store.config.data_dir, record.doc_id)
                 gone.append(record.source)
         return gone

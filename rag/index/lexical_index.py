@@ -249,11 +249,12 @@ class LexicalIndex:
             out.append((row, score))
         return out
 
-    def top(self, query: str, n: int) -> list[tuple[str, str, dict, float]]:
-        """(chunk_id, text, metadata, score) of the best ``n`` chunks with a positive score."""
+    def top(self, query: str, n: int, doc_ids: frozenset[str] | None = None) -> list[tuple[str, str, dict, float]]:
+        """(chunk_id, text, metadata, score) of the best ``n`` chunks with a positive score; only
+        chunks of ``doc_ids`` when given (a scope)."""
         self.refresh()
         terms = sorted(set(tokenize(query)))
-        if not terms or n <= 0:
+        if not terms or n <= 0 or (doc_ids is not None and not doc_ids):
             return []
         conn = self._conn()
         depth = max(CANDIDATES * n, MIN_CANDIDATES)
@@ -265,9 +266,10 @@ class LexicalIndex:
         rare = [t for t in terms if 0 < df[t] <= total / 2]
         common = [t for t in terms if df[t] > total / 2]
         bound = sum(bm25_idf(total, df[t]) * (K1 + 1) for t in common)
-        best = self._best(conn, rare, terms, n, depth) if rare and common else None
+        scope = None if doc_ids is None else json.dumps(sorted(doc_ids))
+        best = self._best(conn, rare, terms, n, depth, scope) if rare and common else None
         if best is None or len(best) < n or best[-1][1] <= bound:
-            best = self._best(conn, terms, terms, n, depth)
+            best = self._best(conn, terms, terms, n, depth, scope)
         if not best:
             return []
         got = {r[0]: r[1:] for r in conn.execute(
@@ -276,13 +278,20 @@ class LexicalIndex:
         return [(got[rowid][0], got[rowid][1], json.loads(got[rowid][2]), float(s))
                 for rowid, s in best if rowid in got]
 
-    def _best(self, conn, match_terms, terms, n, depth) -> list[tuple[int, float]]:
-        """(rowid, exact score) of the best ``n`` among FTS5's top ``depth`` for ``match_terms``."""
+    def _best(self, conn, match_terms, terms, n, depth, scope: str | None = None) -> list[tuple[int, float]]:
+        """(rowid, exact score) of the best ``n`` among FTS5's top ``depth`` for ``match_terms``
+        (among the chunks of the doc_ids in the JSON list ``scope``, when given)."""
         match = " OR ".join(f'"{t}"' for t in match_terms)
-        rows = conn.execute(
-            "SELECT c.id, c.length, c.tokens FROM "
-            "(SELECT rowid FROM fts WHERE fts MATCH ? ORDER BY bm25(fts) LIMIT ?) AS hit "
-            "JOIN chunks AS c ON c.id = hit.rowid", (match, depth)).fetchall()
+        if scope is None:
+            rows = conn.execute(
+                "SELECT c.id, c.length, c.tokens FROM "
+                "(SELECT rowid FROM fts WHERE fts MATCH ? ORDER BY bm25(fts) LIMIT ?) AS hit "
+                "JOIN chunks AS c ON c.id = hit.rowid", (match, depth)).fetchall()
+        else:  # the scope's chunks (by the doc_id index), then FTS5's order among them
+            rows = conn.execute(
+                "SELECT c.id, c.length, c.tokens FROM fts JOIN chunks AS c ON c.id = fts.rowid "
+                "WHERE fts MATCH ? AND c.doc_id IN (SELECT value FROM json_each(?)) "
+                "ORDER BY bm25(fts) LIMIT ?", (match, scope, depth)).fetchall()
         scored = [(row[0], s) for row, s in self._exact(conn, terms, rows) if s > 0]
         scored.sort(key=lambda rs: (-rs[1], rs[0]))
         return scored[:n]

@@ -26,6 +26,8 @@ from typing import Iterator
 
 from llama_index.core.schema import Document
 
+from rag.index.markup import docx_text, html_text, markdown_text, plain_text
+
 SUPPORTED = {".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx"}
 MAX_FILE_BYTES = int(os.environ.get("RAG_MAX_FILE_MB", "50")) * 1024 * 1024
 MAX_UNZIPPED_BYTES = 256 * 1024 * 1024  # a .docx larger than this once unpacked is refused
@@ -102,98 +104,59 @@ def _decode_text(data: bytes) -> str:
     return decode_text(data)[0]
 
 
-class _HTMLText:
-    """Event target for lxml's HTML parser: visible text with block breaks, the title and first h1."""
-
-    SKIP = {"script", "style", "noscript", "template", "svg", "head"}
-    BLOCK = {"p", "div", "br", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "tr",
-             "section", "article", "header", "footer", "blockquote", "pre", "table", "hr", "title"}
-
-    def __init__(self) -> None:
-        self.parts: list[str] = []
-        self.skip_depth = 0
-        self.title = ""
-        self.h1 = ""
-        self._in: str | None = None
-
-    def start(self, tag, attrib):
-        tag = tag.lower() if isinstance(tag, str) else ""
-        if tag in self.SKIP and tag != "head":
-            self.skip_depth += 1
-        if tag in ("title", "h1"):
-            self._in = tag
-        if tag in self.BLOCK:
-            self.parts.append("\n")
-
-    def end(self, tag):
-        tag = tag.lower() if isinstance(tag, str) else ""
-        if tag in self.SKIP and tag != "head" and self.skip_depth:
-            self.skip_depth -= 1
-        if tag == self._in:
-            self._in = None
-        if tag in self.BLOCK and tag not in ("br", "hr"):  # void elements: one break, at the start
-            self.parts.append("\n")
-
-    def data(self, data):
-        if self._in == "title":
-            self.title += data
-            return
-        if self.skip_depth:
-            return
-        if self._in == "h1":
-            self.h1 += data
-        self.parts.append(data)
-
-    def close(self):
-        return None
-
-
-def _html_text(data: bytes) -> tuple[str, str | None]:
+def _html_text(data: bytes) -> tuple[str, str | None, list[tuple[int, int]]]:
     from lxml import etree
 
-    target = _HTMLText()
-    parser = etree.HTMLParser(target=target, recover=True, no_network=True, remove_comments=True,
-                              remove_pis=True)
     try:
-        parser.feed(_decode_text(data))
-        parser.close()
+        return html_text(_decode_text(data))
     except (etree.LxmlError, RecursionError, ValueError) as exc:  # pathological markup
         raise LoadError(f"unparseable HTML ({type(exc).__name__})") from None
-    text = "".join(target.parts)
-    lines = [re.sub(r"[ \t\r\f\v]+", " ", line).strip() for line in text.split("\n")]
-    text = re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
-    title = (target.title or target.h1).strip() or None
-    return text, re.sub(r"\s+", " ", title) if title else None
 
 
-def _pdf_text(data: bytes) -> tuple[str, str | None]:
-    from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
+class PagedSource:
+    """What a PDF leaves beside its text: the file and where its words sit on the pages
+    (``rag.index.page_files`` keeps both so a citation can be shown on its page)."""
 
+    def __init__(self, data: bytes, layout):
+        self.data, self.layout = data, layout
+
+    def __repr__(self) -> str:  # Document metadata is printed in places; keep it short
+        return f"PagedSource({len(self.data)} bytes, {len(self.layout.words)} pages)"
+
+
+MAX_PDF_PAGE_CHARS = 200_000  # a page with more characters than this is refused (decompression bomb)
+
+
+def _pdf_text(data: bytes, on_page=None) -> tuple[str, str | None, dict]:
+    import pypdfium2 as pdfium
+
+    from rag.index.ocr import ocr_page
+    from rag.index.pdf import read_pdf
+
+    if os.environ.get("RAG_OCR", "on") == "off":
+        ocr_page = None  # noqa: F811
     try:
-        reader = PdfReader(io.BytesIO(data))
-        if reader.is_encrypted:
-            try:
-                opened = reader.decrypt("")
-            except Exception as exc:  # pypdf raises several types for crypto problems
-                raise LoadError(f"encrypted PDF ({exc})") from None
-            if not opened:
-                raise LoadError("encrypted PDF (password required)")
-        pages = [page.extract_text() or "" for page in reader.pages]
-        title = None
-        if reader.metadata and reader.metadata.title:
-            title = str(reader.metadata.title).strip() or None
-    except LoadError:
-        raise
-    except (PdfReadError, ValueError, KeyError, TypeError, OSError, AttributeError) as exc:
-        raise LoadError(f"corrupt or truncated PDF ({type(exc).__name__}: {str(exc)[:80]})") from None
-    text = "\n\n".join(p.strip() for p in pages if p.strip())
-    if not text:
-        raise LoadError("PDF has no text layer (scanned image?)")
-    return text, title
+        read = read_pdf(data, ocr=ocr_page, on_page=on_page, max_page_chars=MAX_PDF_PAGE_CHARS)
+    except pdfium.PdfiumError as exc:
+        message = str(exc)
+        if "password" in message.lower():
+            raise LoadError("encrypted PDF (password required)") from None
+        raise LoadError(f"corrupt or truncated PDF ({message[:80]})") from None
+    except ValueError as exc:  # too many characters on a page
+        raise LoadError(str(exc)) from None
+    if not read.text.strip():
+        why = read.unreadable_pages[0][1] if read.unreadable_pages else "no text"
+        raise LoadError(f"PDF has no readable text ({why})")
+    meta = {"page_starts": read.page_starts, "paged": PagedSource(data, read.layout)}
+    if read.ocr_pages:
+        meta["ocr_pages"] = read.ocr_pages
+        meta["ocr_confidence"] = read.ocr_confidence
+    if read.unreadable_pages:
+        meta["unreadable_pages"] = read.unreadable_pages
+    return read.text, read.title, meta
 
 
-def _docx_text(data: bytes) -> tuple[str, str | None]:
+def _docx_text(data: bytes) -> tuple[str, str | None, list[tuple[int, int]]]:
     import zipfile
 
     import docx
@@ -209,9 +172,9 @@ def _docx_text(data: bytes) -> tuple[str, str | None]:
         document = docx.Document(io.BytesIO(data))
     except (zipfile.BadZipFile, KeyError, ValueError) as exc:
         raise LoadError(f"corrupt .docx ({type(exc).__name__})") from None
-    paragraphs = [p.text for p in document.paragraphs if p.text.strip()]
+    text, headings = docx_text(document)  # paragraphs and tables in body order
     title = (document.core_properties.title or "").strip() or None
-    return "\n\n".join(paragraphs), title
+    return text, title, headings
 
 
 def _first_line_title(text: str) -> str | None:
@@ -229,10 +192,10 @@ def _title_from_name(source: str) -> str:
     return words[:1].upper() + words[1:] if words else source
 
 
-def _decoded(decoder, data: bytes, kind: str) -> tuple[str, str | None]:
+def _decoded(decoder, data: bytes, kind: str, **options):
     """Run a format decoder; whatever a third-party parser raises becomes a LoadError."""
     try:
-        return decoder(data)
+        return decoder(data, **options)
     except LoadError:
         raise
     except MemoryError:
@@ -241,9 +204,11 @@ def _decoded(decoder, data: bytes, kind: str) -> tuple[str, str | None]:
         raise LoadError(f"unreadable {kind} ({type(exc).__name__}: {str(exc)[:80]})") from None
 
 
-def parse_bytes(data: bytes, suffix: str) -> tuple[str, str | None, dict]:
-    """Extract (text, title-or-None, metadata) from file content (metadata: ``encoding`` of a text
-    file). Raises LoadError with the reason."""
+def parse_bytes(data: bytes, suffix: str, on_page=None) -> tuple[str, str | None, dict]:
+    """Extract (text, title-or-None, metadata) from file content. Metadata: ``encoding`` of a text
+    file; for a PDF ``page_starts`` (where each page begins in the text), ``paged`` (the file and its
+    word boxes), ``ocr_pages``/``ocr_confidence`` and ``unreadable_pages`` when pages had no text
+    layer. ``on_page(n, total)`` is told of each PDF page read. Raises LoadError with the reason."""
     suffix = suffix.lower()
     if suffix not in SUPPORTED:
         raise LoadError(f"unsupported file type {suffix or '(none)'}; supported: {', '.join(sorted(SUPPORTED))}")
@@ -251,22 +216,23 @@ def parse_bytes(data: bytes, suffix: str) -> tuple[str, str | None, dict]:
         raise LoadError("empty file")
     meta: dict = {}
     if suffix in (".html", ".htm"):
-        text, title = _decoded(_html_text, data, "HTML")
+        text, title, meta["headings"] = _decoded(_html_text, data, "HTML")
     elif suffix == ".pdf":
         if not data.startswith(b"%PDF"):
             raise LoadError("not a PDF (missing %PDF header)")
-        text, title = _decoded(_pdf_text, data, "PDF")
+        text, title, meta = _decoded(_pdf_text, data, "PDF", on_page=on_page)
     elif suffix == ".docx":
         if not data.startswith(b"PK"):
             raise LoadError("not a .docx (not a zip container)")
-        text, title = _decoded(_docx_text, data, ".docx")
+        text, title, meta["headings"] = _decoded(_docx_text, data, ".docx")
     else:
         text, encoding = decode_text(data)
         meta["encoding"] = encoding
         title = None
-        if suffix in (".md", ".markdown"):
-            heading = re.search(r"^#\s+(.+)$", text, re.M)
-            title = heading.group(1).strip() if heading else None
+        if suffix in (".md", ".markdown"):  # stored as readable text: no Markdown syntax reaches a quote
+            text, title, meta["headings"] = markdown_text(text)
+        else:  # hard-wrapped lines of a paragraph joined
+            text = plain_text(text)
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     if not text.strip():
         raise LoadError("no text in file")
@@ -283,13 +249,13 @@ def make_document(text: str, source: str, title: str | None = None, **extra) -> 
     return Document(id_=doc_id, text=text, metadata=metadata)
 
 
-def load_file(path: Path, source: str | None = None) -> Document | Skipped:
+def load_file(path: Path, source: str | None = None, on_page=None) -> Document | Skipped:
     """One file to a Document, or a Skipped with the reason."""
     source = source or source_name(path)
     if not _utf8_ok(source):
         return Skipped(_printable(source), "file name is not valid UTF-8 (rename the file)")
     try:
-        text, title, meta = parse_bytes(read_limited(path), path.suffix)
+        text, title, meta = parse_bytes(read_limited(path), path.suffix, on_page=on_page)
     except LoadError as exc:
         return Skipped(source, str(exc))
     except OSError as exc:

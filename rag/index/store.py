@@ -7,7 +7,7 @@ Two collections per index name:
   chunk_index, start, end``.
 * ``<name>_docs``: one entry per document (id ``doc_id``) holding the full
   document text (citations are checked against it), metadata ``source,
-  title, doc_hash, n_chunks, committed_at`` and the mean of its chunk vectors.
+  title, doc_hash, n_chunks, committed_at`` (+ ``size`` in bytes, when known) and the mean of its chunk vectors.
   ``committed_at`` is the writer's clock at the commit point: replicas read
   only the records newer than their watermark (``rag.index.lexical_index``).
 * ``<name>_deletes``: one tombstone per deleted document (id ``doc_id``,
@@ -31,6 +31,7 @@ collection per process); without one, of a manifest re-read once a second.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections import OrderedDict
@@ -42,6 +43,7 @@ import numpy as np
 
 from rag.config import Config
 
+DEFAULT_COLLECTION = "default"
 WRITE_BATCH = 1024
 RECORD_BATCH = 64  # records committed (and stamped) per request
 
@@ -62,6 +64,13 @@ class DocRecord:
     n_chunks: int
     text: str | None = None
     committed_at: float | None = None
+    size: int | None = None  # bytes of the file as read or uploaded (None: indexed before sizes were kept)
+    collection: str = "default"
+    page_starts: list[int] | None = None  # paged documents (PDFs): where each page begins in the text
+
+    @property
+    def pages(self) -> int | None:
+        return len(self.page_starts) if self.page_starts else None
 
     def to_dict(self) -> dict:
         return {"doc_id": self.doc_id, "source": self.source, "title": self.title,
@@ -76,10 +85,22 @@ class ChunkHit:
     score: float
 
 
+def _record_extras(meta: dict) -> dict:
+    """A document's collection and page map as record metadata (Chroma holds scalars only)."""
+    out = {"collection": meta.get("collection") or DEFAULT_COLLECTION}
+    if meta.get("page_starts"):
+        out["page_starts"] = json.dumps(meta["page_starts"])
+    return out
+
+
 def _record(doc_id: str, m: dict, text: str | None = None) -> DocRecord:
     at = m.get("committed_at")
+    size = m.get("size")
     return DocRecord(doc_id=doc_id, source=m["source"], title=m["title"], doc_hash=m["doc_hash"],
-                     n_chunks=int(m["n_chunks"]), text=text, committed_at=None if at is None else float(at))
+                     n_chunks=int(m["n_chunks"]), text=text, committed_at=None if at is None else float(at),
+                     size=None if size is None else int(size),
+                     collection=m.get("collection") or DEFAULT_COLLECTION,
+                     page_starts=json.loads(m["page_starts"]) if m.get("page_starts") else None)
 
 
 def _client(config: Config):
@@ -149,6 +170,15 @@ class Store:
         got = self.docs.get(include=["metadatas"])
         records = [_record(i, m) for i, m in zip(got["ids"], got["metadatas"])]
         return sorted(records, key=lambda r: r.source)
+
+    def catalog(self, max_age: float = 1.0) -> list[DocRecord]:
+        """``documents()`` re-read at most every ``max_age`` s and after every write through this
+        object (scopes resolve against it on every question)."""
+        now = time.monotonic()
+        cached = getattr(self, "_records", None)
+        if cached is None or cached[1] != self.generation or now - cached[2] > max_age:
+            cached = self._records = (self.documents(), self.generation, now)
+        return cached[0]
 
     def all_records(self, page: int = 5000) -> list[DocRecord]:
         """Every committed record (metadata only), read in pages."""
@@ -246,20 +276,24 @@ class Store:
             self._counted = (self.chunks.count(), self.generation, now)
         return self._counted[0]
 
-    def query(self, embedding: list[float], n: int) -> list[ChunkHit]:
-        """Nearest visible chunks by cosine similarity (score in [-1, 1])."""
+    def query(self, embedding: list[float], n: int, doc_ids: frozenset[str] | None = None) -> list[ChunkHit]:
+        """Nearest visible chunks by cosine similarity (score in [-1, 1]); only chunks of ``doc_ids``
+        when given (a scope: Chroma filters on the chunk's ``doc_id``)."""
+        if doc_ids is not None and not doc_ids:
+            return []
         total = self._count()
         if total == 0:
             return []
+        where = None if doc_ids is None else {"doc_id": {"$in": sorted(doc_ids)}}
         want = min(total, max(n * 2, n + 8))
         while True:
-            got = self.chunks.query(query_embeddings=[embedding], n_results=want,
+            got = self.chunks.query(query_embeddings=[embedding], n_results=want, where=where,
                                     include=["documents", "metadatas", "distances"])
             visible = self._committed([(m["doc_id"], m["doc_hash"]) for m in got["metadatas"][0]])
             hits = [ChunkHit(i, t, _clean(m), 1.0 - float(d)) for i, t, m, d in
                     zip(got["ids"][0], got["documents"][0], got["metadatas"][0], got["distances"][0])
                     if (m["doc_id"], m["doc_hash"]) in visible]
-            if len(hits) >= n or want >= total:
+            if len(hits) >= n or want >= total or len(got["ids"][0]) < want:
                 return hits[:n]
             want = min(total, want * 4)
 
@@ -349,12 +383,25 @@ class Store:
                 ids.append(meta["doc_id"])
                 texts.append(doc.text)
                 metas.append({"source": meta["source"], "title": meta["title"], "doc_hash": meta["doc_hash"],
-                              "n_chunks": len(ns), "committed_at": committed_at})
+                              "n_chunks": len(ns), "committed_at": committed_at,
+                              **({"size": int(meta["size"])} if meta.get("size") is not None else {}),
+                              **_record_extras(meta)})
             self.docs.upsert(ids=ids, documents=texts, embeddings=np.vstack(means), metadatas=metas)
         for doc, _, _ in items:
             if doc.metadata["doc_id"] in replaces:
                 self._drop_chunks(doc.metadata["doc_id"], keep_hash=doc.metadata["doc_hash"])
         self.invalidate()
+
+    def move(self, doc_id: str, collection: str) -> DocRecord:
+        """Put a document in another collection: its record changes (and is stamped, so replicas
+        see it); its chunks stay (scopes filter by doc_id)."""
+        got = self.docs.get(ids=[doc_id], include=["metadatas"])
+        if not got["ids"]:
+            raise Store.DoesNotExist(doc_id)
+        meta = {**got["metadatas"][0], "collection": collection, "committed_at": time.time()}
+        self.docs.update(ids=[doc_id], metadatas=[meta])
+        self.invalidate()
+        return _record(doc_id, meta)
 
     def delete(self, doc_id: str) -> DocRecord:
         """Remove a document: a tombstone (replicas learn of it), its record (readers stop seeing

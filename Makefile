@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run run-local test test-fast data browser local bench clean
+.PHONY: setup run run-local test test-fast data browser ocr local bench clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PY) >/dev/null || { echo "need $(PY)"; exit 1; }
@@ -18,11 +18,16 @@ setup: $(STAMP)
 
 # Index seeds/ and start the HTTP API + chat UI on http://127.0.0.1:7860
 run: setup
+	@$(MAKE) -s ocr || echo "note: Tesseract could not be installed; scanned PDF pages will be reported, not read"
 	$(BIN)/rag serve
 
 # Chromium (Debian package) for the browser test
 browser:
 	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
+
+# Tesseract (Debian packages) reads scanned PDF pages; without it such pages are reported, not indexed
+ocr:
+	@command -v tesseract >/dev/null || { apt-get update -qq && apt-get install -y -qq tesseract-ocr tesseract-ocr-eng >/dev/null; }
 
 # llama-cpp-python, pinned and portable: no native flags; the CPU code is one library per x86-64 level
 # (GGML_CPU_ALL_VARIANTS) and rag.llm.cpu_variant picks the fastest one that runs, by trying them in
@@ -51,7 +56,7 @@ local: $(LOCAL_STAMP)
 run-local: local
 	$(BIN)/rag serve --llm qwen2.5-coder-1.5b
 
-test: setup browser
+test: setup browser ocr
 	$(BIN)/python -m pytest -q
 
 test-fast: setup

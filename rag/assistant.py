@@ -23,10 +23,12 @@ from rag.answer.extractive.premises import missing_entities, premise_verdict
 from rag.answer.followup import rewrite
 from rag.index.ingest import Indexer, IngestReport
 from rag.index.loaders import LoadError, make_document, parse_bytes
-from rag.models import Answer, Citation, ClaimEvent
+from rag.models import Answer, Citation, ClaimEvent, Source, SourcesEvent
 from rag.answer.quotes import strip_markers, verify
 from rag.answer.retriever import HybridRetriever
-from rag.index.store import Store
+from rag.index.scope import Scope, ScopeError  # noqa: F401  (ScopeError: re-exported for callers)
+from rag.index import page_files
+from rag.index.store import DEFAULT_COLLECTION, Store
 
 # Words the answerer adds around quotes; they frame a quote and are not claims about the documents.
 FRAMES = re.compile(r"^(?:No\.\s+|The documents contradict the premise of the question:\s+|"
@@ -96,16 +98,25 @@ class Assistant:
                 turns.append({"role": turn["role"], "content": turn["content"][:4000]})
         return question.strip(), turns, top_k
 
-    def retrieve(self, question: str, top_k: int | None = None):
-        return self.retriever.search(question, top_k or self.config.top_k)
+    def retrieve(self, question: str, top_k: int | None = None, allowed: frozenset[str] | None = None):
+        return self.retriever.search(question, top_k or self.config.top_k, allowed)
 
-    def _prepare(self, question, history, top_k, generator=None):
-        """Validate, rewrite the follow-up, retrieve: (question, question_used, nodes, t0, t1)."""
+    def allowed_docs(self, scope: Scope | None = None, permission: Scope | None = None) -> frozenset[str] | None:
+        """The doc_ids a question scoped to ``scope`` may read for a caller limited to ``permission``
+        (None: every document). Raises ScopeError for a collection or document the caller cannot see."""
+        if (scope is None or scope.everything) and (permission is None or permission.everything):
+            return None
+        return (permission or Scope()).resolve(self.store.catalog(), scope)
+
+    def _prepare(self, question, history, top_k, generator=None, scope=None, permission=None):
+        """Validate, resolve the scope, rewrite the follow-up, retrieve:
+        (question, question_used, nodes, t0, t1, allowed doc_ids or None)."""
         question, history, top_k = self._validate(question, history, top_k)
+        allowed = self.allowed_docs(scope, permission)
         t0 = time.perf_counter()
-        used = self._condense(question, history, generator)
-        nodes = self.retrieve(used, top_k)
-        return question, used, nodes, t0, time.perf_counter()
+        used = self._condense(question, history, generator, allowed)
+        nodes = self.retrieve(used, top_k, allowed)
+        return question, used, nodes, t0, time.perf_counter(), allowed
 
     MODES = ("quick", "model")
 
@@ -119,53 +130,83 @@ class Assistant:
         return None if mode == "quick" else self.generator
 
     def ask(self, question: str, history: list | None = None, top_k: int | None = None,
-            mode: str | None = None) -> Answer:
+            mode: str | None = None, instructions: str | None = None, *,
+            scope: Scope | None = None, permission: Scope | None = None) -> Answer:
         """Answer one question (with optional chat history) from the indexed documents.
-        ``mode``: "quick" (extractive, instant) or "model" (the configured model; the default)."""
+        ``mode``: "quick" (extractive, instant) or "model" (the configured model; the default).
+        ``instructions``: the user's wishes on the form of a model answer (e.g. "Answer in French");
+        its claims are checked all the same. A quick answer has no model to follow them: BadRequest."""
         generator = self._generator_for(mode)
-        question, used, nodes, t0, t1 = self._prepare(question, history, top_k, generator)
+        self._check_instructions(instructions, generator)
+        question, used, nodes, t0, t1, allowed = self._prepare(question, history, top_k, generator, scope, permission)
         if generator is None:
             answer = self._extractive(used, nodes)
         else:
-            answer = generator.answer(used, nodes, self)
-        return self._finish(answer, question, used, t0, t1)
+            answer = generator.answer(used, nodes, self, instructions=instructions, allowed=allowed)
+        return self._finish(answer, question, used, t0, t1, allowed)
 
-    def _condense(self, question: str, history: list[dict], generator=None) -> str:
+    @staticmethod
+    def _check_instructions(instructions: str | None, generator) -> None:
+        if instructions and instructions.strip() and generator is None:
+            raise BadRequest("instructions (a system message) can only be followed by an answer model; a quick "
+                             "answer is made of quotes only (use mode 'model', or leave the instructions out)")
+
+    def _condense(self, question: str, history: list[dict], generator=None, allowed=None) -> str:
         # a model rewrites follow-ups, except when every document fits its prompt: then the
         # rewrite would evict the documents' cached prefix, and retrieval does not choose the evidence
-        if generator is not None and history and generator.whole_scope(self) is None:
+        if generator is not None and history and generator.whole_scope(self, allowed) is None:
             return generator.condense(question, history) or rewrite(question, history)
         return rewrite(question, history)
 
-    def _finish(self, answer: Answer, question: str, used: str, t0: float, t1: float) -> Answer:
+    def _finish(self, answer: Answer, question: str, used: str, t0: float, t1: float,
+                allowed: frozenset[str] | None = None) -> Answer:
         answer.question, answer.question_used = question, used
         t2 = time.perf_counter()
-        answer = self._checked(answer)
+        answer = self._checked(answer, allowed)
         answer.timings_ms = {"retrieve": round((t1 - t0) * 1000, 2), "answer": round((t2 - t1) * 1000, 2),
                              "verify": round((time.perf_counter() - t2) * 1000, 2), **answer.timings_ms}
         return answer
 
     def stream(self, question: str, history: list | None = None, top_k: int | None = None,
-               mode: str | None = None) -> Iterator[str | ClaimEvent | Answer]:
+               mode: str | None = None, *, sources: bool = False, cancel: threading.Event | None = None,
+               instructions: str | None = None,
+               scope: Scope | None = None, permission: Scope | None = None) -> Iterator[str | SourcesEvent | ClaimEvent | Answer]:
         """Pieces of the answer as they are ready, then the final checked Answer.
 
-        Quick answers stream their words (str). A model streams each claim as a ``ClaimEvent``
-        (its sentence and citation) once its quote is verified; the final Answer is what
-        survived every check, the Assistant's own included."""
+        With ``sources``, the first item is a ``SourcesEvent``: the documents being read, as soon as
+        retrieval is done. Quick answers stream their words (str). A model streams each claim as a
+        ``ClaimEvent`` (its sentence and citation) once its quote is verified; the final Answer is what
+        survived every check, the Assistant's own included. Setting ``cancel`` stops a model answer
+        between two tokens (or two claim checks): the stream then ends without an Answer."""
         generator = self._generator_for(mode)
+        self._check_instructions(instructions, generator)
+        question, used, nodes, t0, t1, allowed = self._prepare(question, history, top_k, generator, scope, permission)
+        if sources:
+            yield self.sources_of(nodes, used)
         if generator is None:
-            answer = self.ask(question, history, top_k, mode="quick")
+            answer = self._finish(self._extractive(used, nodes), question, used, t0, t1, allowed)
             words = answer.answer.split(" ")
             for i, word in enumerate(words):
                 yield word if i == 0 else " " + word
             yield answer
             return
-        question, used, nodes, t0, t1 = self._prepare(question, history, top_k, generator)
-        for item in generator.stream(used, nodes, self):
+        for item in generator.stream(used, nodes, self, cancel=cancel, instructions=instructions, allowed=allowed):
             if isinstance(item, Answer):
-                yield self._finish(item, question, used, t0, t1)
+                yield self._finish(item, question, used, t0, t1, allowed)
                 return
+            if isinstance(item, ClaimEvent):
+                self._paged([item.citation])
             yield item
+
+    @staticmethod
+    def sources_of(nodes, question_used: str = "") -> SourcesEvent:
+        """The documents of retrieved nodes, in rank order, each once."""
+        seen: dict[str, Source] = {}
+        for n in nodes:
+            m = n.node.metadata
+            if m["doc_id"] not in seen:
+                seen[m["doc_id"]] = Source(doc_id=m["doc_id"], title=m.get("title") or m["source"], source=m["source"])
+        return SourcesEvent(sources=list(seen.values()), question_used=question_used)
 
     # ------------------------------------------------------------ composing
 
@@ -342,8 +383,14 @@ class Assistant:
         cite._doc_hash = c.doc_hash  # noqa: SLF001  (private: which version was quoted)
         return cite
 
-    def _checked(self, answer: Answer) -> Answer:
-        """Enforce document_text[start:end] == quote for every citation before returning."""
+    def _checked(self, answer: Answer, allowed: frozenset[str] | None = None) -> Answer:
+        """Enforce document_text[start:end] == quote for every citation before returning, and that
+        a scoped answer cites only documents of its scope (``allowed``); add page numbers."""
+        if allowed is not None:
+            outside = [c for c in answer.citations if c.doc_id not in allowed]
+            if outside:  # retrieval filters by scope already: this is the second lock on the door
+                answer.citations = [c for c in answer.citations if c.doc_id in allowed]
+                answer.answer = strip_markers(answer.answer, {c.id for c in outside})
         hashes = {c.doc_id: getattr(c, "_doc_hash", None) for c in answer.citations}
 
         def text_of(doc_id: str) -> str | None:
@@ -362,7 +409,24 @@ class Assistant:
                 answer.abstained, answer.status = True, "abstained"
                 answer.answer = "The documents do not answer this question (the quotes found could not be verified)."
                 answer.citations = []
+        self._paged(answer.citations)
         return answer
+
+    def _paged(self, citations: list[Citation]) -> None:
+        """Set ``page`` (and ``page_end`` when the quote runs onto later pages) on citations of paged
+        documents, from the page map in the document's record."""
+        from rag.index.pdf import page_of
+
+        maps: dict[str, list[int] | None] = {}
+        for c in citations:
+            if c.doc_id not in maps:
+                record = next((r for r in self.store.catalog() if r.doc_id == c.doc_id), None)
+                maps[c.doc_id] = record.page_starts if record is not None else None
+            starts = maps[c.doc_id]
+            if starts:
+                c.page = page_of(starts, c.start)
+                last = page_of(starts, max(c.start, c.end - 1))
+                c.page_end = last if last != c.page else None
 
     # ------------------------------------------------------------ documents
 
@@ -372,32 +436,81 @@ class Assistant:
             self._read_your_writes()
             return report
 
-    def add_document(self, data: bytes, filename: str, replace: bool = False) -> IngestReport:
+    def add_document(self, data: bytes, filename: str, replace: bool = False, progress=None) -> IngestReport:
         """Index uploaded bytes under the source name ``upload:<filename>``. Raises LoadError, and
         DocumentExists when a different document of that name is indexed and ``replace`` is off:
-        an upload never replaces another silently."""
+        an upload never replaces another silently. ``progress(done, total)`` is told of chunks embedded."""
+        return self.index_upload(self.read_upload(data, filename), replace, progress)
+
+    def read_upload(self, data: bytes, filename: str, collection: str | None = None):
+        """The Document of uploaded bytes, not indexed yet; raises LoadError. Its source is
+        ``upload:<filename>`` in the default collection and ``upload:<collection>/<filename>`` in
+        another, so two collections can each hold a file of the same name."""
         name = Path(filename.replace("\\", "/")).name
         if not name or name.startswith("."):
             raise LoadError("invalid file name")
         text, title, meta = parse_bytes(data, Path(name).suffix)
-        doc = make_document(text, f"upload:{name}", title, **meta)
+        collection = collection or DEFAULT_COLLECTION
+        source = f"upload:{name}" if collection == DEFAULT_COLLECTION else f"upload:{collection}/{name}"
+        return make_document(text, source, title, **meta, size=len(data), collection=collection)
+
+    def upload_conflict(self, doc):
+        """The indexed document a new upload would silently replace (same name, other content), or None."""
+        try:
+            old = self.store.document(doc.metadata["doc_id"])
+        except Store.DoesNotExist:
+            return None
+        return old if old.doc_hash != doc.metadata["doc_hash"] else None
+
+    def index_upload(self, doc, replace: bool = False, progress=None) -> IngestReport:
+        """Index a Document from ``read_upload`` (see ``add_document``)."""
         with self._write_lock:
-            if not replace:
-                try:
-                    old = self.store.document(doc.metadata["doc_id"])
-                except Store.DoesNotExist:
-                    old = None
-                if old is not None and old.doc_hash != doc.metadata["doc_hash"]:
-                    raise DocumentExists(old)
-            report = Indexer(self.store).ingest_documents([doc])
+            old = None if replace else self.upload_conflict(doc)
+            if old is not None:
+                raise DocumentExists(old)
+            report = Indexer(self.store).ingest_documents([doc], chunk_progress=progress)
             self._read_your_writes()
             return report
 
     def delete_document(self, doc_id: str):
         with self._write_lock:
             record = self.store.delete(doc_id)
+            page_files.remove(self.config.data_dir, doc_id)
             self._read_your_writes()
             return record
+
+    def move_document(self, doc_id: str, collection: str):
+        """Put a document in another collection (its text, chunks and id stay)."""
+        with self._write_lock:
+            record = self.store.move(doc_id, collection)
+            self._read_your_writes()
+            return record
+
+    def collections(self, permission: Scope | None = None) -> list[dict]:
+        """[{name, documents, chunks}] of the collections the caller may read, by name."""
+        out: dict[str, dict] = {}
+        for r in self.store.catalog():
+            if permission is None or permission.allows(r):
+                c = out.setdefault(r.collection, {"name": r.collection, "documents": 0, "chunks": 0})
+                c["documents"] += 1
+                c["chunks"] += r.n_chunks
+        return [out[k] for k in sorted(out)]
+
+    def page_image(self, record, page: int, start: int | None = None, end: int | None = None) -> bytes:
+        """PNG of page ``page`` (1-based) of a paged document with text[start:end] highlighted on it.
+        Raises LookupError (no such page, or the page images are not on this machine)."""
+        from rag.index.page_image import render_png
+
+        if not record.page_starts:
+            raise LookupError(f"{record.source} has no pages (only PDFs do)")
+        if not 1 <= page <= len(record.page_starts):
+            raise LookupError(f"no page {page}: {record.source} has {len(record.page_starts)}")
+        kept = page_files.load(self.config.data_dir, record.doc_id, record.doc_hash)
+        if kept is None:
+            raise LookupError(f"the page images of {record.source} are not on this server (it was indexed "
+                              "elsewhere, or before page images were kept: re-index it)")
+        pdf_path, layout = kept
+        return render_png(pdf_path, layout, page, start, end, cache_key=(record.doc_id, record.doc_hash))
 
     def _read_your_writes(self) -> None:
         """Rebuild the BM25 side now, so the next question sees the change (otherwise it is

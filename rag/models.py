@@ -3,6 +3,7 @@ the CLI's ``--json``, the HTTP API and the UI (see DESIGN.md)."""
 
 from __future__ import annotations
 
+from pathlib import PurePosixPath
 from typing import Literal
 
 from pydantic import BaseModel, Field, PrivateAttr
@@ -31,6 +32,8 @@ class Citation(BaseModel):
                                "contradiction: contradicts the question's premise")
     highlight: Highlight | None = Field(
         None, description="The short answer inside the quote (e.g. a name for a 'who' question), if any")
+    page: int | None = Field(None, ge=1, description="Paged documents (PDFs): the 1-based page the quote starts on")
+    page_end: int | None = Field(None, ge=1, description="The last page of a quote that runs onto later pages")
     _doc_hash: str | None = PrivateAttr(None)  # which version of the document was quoted
 
 
@@ -40,6 +43,33 @@ class ClaimEvent(BaseModel):
     text: str
     citation: Citation
     support: float | None = Field(None, description="The answer model's own P(its sentences support the claim)")
+
+
+FILE_TYPES = {".txt": "Text", ".text": "Text", ".md": "Markdown", ".markdown": "Markdown", ".html": "HTML",
+              ".htm": "HTML", ".pdf": "PDF", ".docx": "Word"}
+
+
+def file_type(source: str) -> str:
+    """What kind of file a document came from, by its name (``upload:notes.md`` -> "Markdown")."""
+    name = source.split(":", 1)[1] if source.startswith("upload:") else source
+    suffix = PurePosixPath(name.replace("\\", "/")).suffix.lower()
+    return FILE_TYPES.get(suffix, suffix.lstrip(".").upper())
+
+
+class Source(BaseModel):
+    """A document an answer is read from."""
+
+    doc_id: str
+    title: str
+    source: str
+
+
+class SourcesEvent(BaseModel):
+    """The first item of a stream (``Assistant.stream(..., sources=True)``): the documents of the retrieved
+    passages, best first, sent as soon as retrieval is done and before any answer text."""
+
+    sources: list[Source]
+    question_used: str = Field("", description="The question retrieved for (follow-ups rewritten with history)")
 
 
 class Claim(BaseModel):

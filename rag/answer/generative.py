@@ -330,8 +330,8 @@ class Generator:
 
     # -------------------------------------------------------------- evidence and formats
 
-    def evidence(self, question: str, nodes, assistant) -> evidence_mod.Evidence:
-        whole = self.whole_scope(assistant)
+    def evidence(self, question: str, nodes, assistant, allowed: frozenset[str] | None = None) -> evidence_mod.Evidence:
+        whole = self.whole_scope(assistant, allowed)
         if whole is not None:
             return whole
         texts: dict[str, str] = {}
@@ -367,7 +367,7 @@ class Generator:
 
         return verify
 
-    def whole_scope(self, assistant) -> evidence_mod.Evidence | None:
+    def whole_scope(self, assistant, allowed: frozenset[str] | None = None) -> evidence_mod.Evidence | None:
         """Every sentence of every document in scope, in a fixed order, when they fit the prompt
         budget (``RAG_WHOLE_SCOPE_WORDS``, default 800; 0 turns it off); else None.
 
@@ -378,7 +378,8 @@ class Generator:
         budget = int(os.environ.get("RAG_WHOLE_SCOPE_WORDS", "800") or 0)
         if budget <= 0:
             return None
-        records = sorted(assistant.documents(), key=lambda r: (r.source, r.doc_id))
+        records = sorted((r for r in assistant.store.catalog() if allowed is None or r.doc_id in allowed),
+                         key=lambda r: (r.source, r.doc_id))
         if not records or sum(r.n_chunks for r in records) > max(1, budget // 100):
             return None
         key = tuple((r.doc_id, r.doc_hash) for r in records)
@@ -418,19 +419,25 @@ class Generator:
 
     # -------------------------------------------------------------- answering
 
-    def answer(self, question: str, nodes, assistant) -> Answer:
-        """One verified answer (or the extractive fallback with a note)."""
+    def answer(self, question: str, nodes, assistant, instructions: str | None = None,
+               allowed: frozenset[str] | None = None) -> Answer:
+        """One verified answer (or the extractive fallback with a note); ``allowed``: the doc_ids of
+        the question's scope (None: all)."""
         result = None
-        for item in self._run(question, nodes, assistant, stream=False):
+        for item in self._run(question, nodes, assistant, stream=False, instructions=instructions, allowed=allowed):
             result = item
         return result
 
-    def stream(self, question: str, nodes, assistant) -> Iterator[ClaimEvent | Answer]:
+    def stream(self, question: str, nodes, assistant, cancel: threading.Event | None = None,
+               instructions: str | None = None, allowed: frozenset[str] | None = None) -> Iterator[ClaimEvent | Answer]:
         """Each verified claim (sentence + citation) as soon as the model has written it, then
-        the final Answer."""
-        yield from self._run(question, nodes, assistant, stream=True)
+        the final Answer. Once ``cancel`` is set the model stops between two tokens (or two claim
+        checks) and the stream ends without an Answer."""
+        yield from self._run(question, nodes, assistant, stream=True, cancel=cancel, instructions=instructions,
+                             allowed=allowed)
 
-    def _run(self, question: str, nodes, assistant, stream: bool) -> Iterator[ClaimEvent | Answer]:
+    def _run(self, question: str, nodes, assistant, stream: bool, cancel: threading.Event | None = None,
+             instructions: str | None = None, allowed: frozenset[str] | None = None) -> Iterator[ClaimEvent | Answer]:
         trace = Trace()
         self._local.trace = trace
         nodes = list(nodes or [])
@@ -440,10 +447,10 @@ class Generator:
             yield answer
             return
         t_ev = time.perf_counter()
-        ev = self.evidence(question, nodes, assistant)
+        ev = self.evidence(question, nodes, assistant, allowed)
         evidence_ms = (time.perf_counter() - t_ev) * 1000
         trace.evidence_words = ev.words
-        messages = answer_messages(question, ev)
+        messages = answer_messages(question, ev, instructions)
         overview = is_overview(question)
         schema = claims_schema(len(ev.quotes), min_claims=min(3, len(ev.quotes)) if overview else 0,
                                short_answer=not overview)
@@ -454,10 +461,18 @@ class Generator:
             try:
                 if stream:
                     parts = []
-                    for delta in self._stream_chat(messages, **kwargs):
-                        if trace.first_token_s is None:
-                            trace.first_token_s = time.perf_counter() - t0
-                        parts.append(delta)
+                    deltas = self._stream_chat(messages, **kwargs)
+                    try:
+                        for delta in deltas:
+                            if cancel is not None and cancel.is_set():
+                                break
+                            if trace.first_token_s is None:
+                                trace.first_token_s = time.perf_counter() - t0
+                            parts.append(delta)
+                    finally:
+                        deltas.close()  # a local model stops between two tokens
+                    if cancel is not None and cancel.is_set():
+                        return
                     trace.raw, trace.tokens = "".join(parts), len(parts)
                     if hasattr(self.llm, "render_chat"):  # in-process: the stream reports no usage
                         trace.prompt_tokens = self.llm.count_tokens(self.llm.render_chat(messages))
@@ -479,6 +494,8 @@ class Generator:
         checker = ClaimChecker(question, ev, self._verifier(), self.support_threshold)
         claims = answer_first(question, said, ev, claims, checker)
         for claim in claims or []:
+            if cancel is not None and cancel.is_set():
+                return
             event = checker.add(claim)
             if event is not None and stream:
                 if trace.first_claim_s is None:

@@ -3,9 +3,11 @@
 Routes (OpenAPI at ``/docs``):
 
 * ``POST /api/ask`` -> Answer; ``POST /api/ask/stream`` -> server-sent events
-  (``delta`` {"text"} ..., then ``answer`` (the Answer), then ``done``; ``error`` {"detail"}).
+  (``sources`` first, then ``delta`` {"text"} ..., then ``answer`` (the Answer), then ``done``;
+  ``error`` {"detail"}).
 * ``GET /api/search?q=...&top_k=5``: the best passages with scores and offsets, no answer.
-* ``GET/POST /api/documents``, ``GET/DELETE /api/documents/{doc_id}`` (GET gives the full text).
+* ``GET/POST /api/documents``, ``GET/DELETE /api/documents/{doc_id}`` (GET gives the full text);
+  a long upload is a job (202): ``GET /api/jobs/{job_id}`` (``rag.serve.jobs``).
 * ``POST /v1/chat/completions``, ``GET /v1/models`` (OpenAI-compatible, ``rag.serve.openai_compat``).
 * ``GET /healthz`` (never needs a key).
 * The Gradio chat UI at ``/`` (mounted last, so every route above wins).
@@ -56,20 +58,24 @@ from urllib.parse import parse_qsl, urlencode
 from fastapi import APIRouter, Depends, FastAPI, File, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from fastapi.security import APIKeyHeader, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rag.llm.backends import BackendUnavailable
-from rag.models import Answer, ClaimEvent, Turn
+from rag.models import Answer, ClaimEvent, SourcesEvent, Turn, file_type
 from rag.serve.errors import APIError
+from rag.serve.keys import FULL, Grant, grant_of, load_keys
+from rag.index.scope import Scope, ScopeError, check_name
+from rag.serve.jobs import JobInfo, Jobs
 from rag.serve.streaming import BatchedNext
 
 log = logging.getLogger("rag.serve.app")
 
 MAX_UPLOAD_BYTES = int(float(os.environ.get("RAG_MAX_UPLOAD_MB", "20")) * 1024 * 1024)
 MAX_BODY_BYTES = int(float(os.environ.get("RAG_MAX_BODY_MB", "8")) * 1024 * 1024)
+UPLOAD_JOB_WORDS = int(os.environ.get("RAG_UPLOAD_JOB_WORDS", "20000"))  # longer texts are indexed as a job
 MAX_HISTORY_ACCEPTED = 10_000
 KEY_COOKIE = "rag_key"
 KEY_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Grounded document chat: key needed</title>
@@ -102,6 +108,10 @@ class AskRequest(BaseModel):
     mode: Literal["quick", "model"] | None = Field(
         None, description="quick: extractive, instant; model: the configured answer model (the default when "
                           "one is configured; 422 when none is)")
+    collection: str | None = Field(None, max_length=64, description="Answer only from this document collection "
+                                                                     "(404 when there is no such collection)")
+    doc_ids: list[str] | None = Field(None, max_length=1000, description="Answer only from these documents "
+                                                                       "(with collection: those of them in it)")
 
 
 class Passage(BaseModel):
@@ -128,6 +138,28 @@ class DocumentInfo(BaseModel):
     title: str
     chunks: int = Field(description="Number of indexed chunks")
     doc_hash: str = Field(description="sha256 of the document text")
+    type: str = Field("", description="The file type, from its name: Text, Markdown, HTML, PDF, Word")
+    size: int | None = Field(None, description="Bytes of the file as read or uploaded (None: indexed before sizes "
+                                               "were recorded)")
+    indexed_at: str | None = Field(None, description="When this version was indexed (ISO 8601, UTC)")
+    collection: str = Field("default", description="The document collection it belongs to")
+    pages: int | None = Field(None, description="Pages of a PDF (citations carry their page); None for other types")
+
+
+class DocumentChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    collection: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+                            description="The collection to move the document to")
+
+
+class CollectionInfo(BaseModel):
+    name: str
+    documents: int
+    chunks: int
+
+
+class CollectionList(BaseModel):
+    collections: list[CollectionInfo]
 
 
 class DocumentText(DocumentInfo):
@@ -153,6 +185,8 @@ class IngestResult(BaseModel):
     unchanged: list[str] = Field(default_factory=list)
     failed: list[Failure] = Field(default_factory=list)
     pruned: list[str] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list, description="PDF pages read by OCR (with their mean confidence) "
+                                                                "and pages that could not be read")
     chunks: int = Field(0, description="Chunks embedded by this request")
     seconds: float = 0.0
 
@@ -177,8 +211,14 @@ ERRORS = {code: {"model": ErrorBody} for code in (400, 401, 403, 404, 413, 415, 
 
 
 def _doc_info(record) -> DocumentInfo:
+    from datetime import datetime, timezone
+
+    at = getattr(record, "committed_at", None)
     return DocumentInfo(doc_id=record.doc_id, source=record.source, title=record.title,
-                        chunks=record.n_chunks, doc_hash=record.doc_hash)
+                        chunks=record.n_chunks, doc_hash=record.doc_hash, type=file_type(record.source),
+                        size=getattr(record, "size", None), collection=record.collection, pages=record.pages,
+                        indexed_at=None if at is None else datetime.fromtimestamp(at, timezone.utc)
+                        .isoformat(timespec="seconds").replace("+00:00", "Z"))
 
 
 # ------------------------------------------------------------------ helpers
@@ -232,10 +272,13 @@ class GuardMiddleware:
     Pure ASGI (not BaseHTTPMiddleware) so streamed responses pass through untouched.
     """
 
-    def __init__(self, app, api_key: str | None, read_only: bool, max_body: int, max_upload: int):
+    def __init__(self, app, api_key: str | None, read_only: bool, max_body: int, max_upload: int,
+                 keys: dict[str, Grant] | None = None):
         self.app = app
-        self.api_key = api_key
-        self.cookie_value = _key_digest(api_key) if api_key else None
+        self.keys = {k.encode(): g for k, g in (keys if keys is not None else load_keys(api_key, {})).items()}
+        self.api_key = bool(self.keys)  # is a key needed at all
+        # the UI's cookie holds a hash of a full key (limited keys are for the API only)
+        self.cookies = {_key_digest(k.decode()).encode(): g for k, g in self.keys.items() if g.full}
         self.read_only = read_only
         self.max_body = max_body
         self.max_upload = max_upload
@@ -262,22 +305,30 @@ class GuardMiddleware:
             (b"www-authenticate", b"Bearer"), (b"cache-control", b"no-store")]})
         await send({"type": "http.response.body", "body": raw})
 
-    def _authorized(self, headers: dict[bytes, bytes], path: str) -> bool:
-        key = self.api_key.encode()
+    @staticmethod
+    def _match(given: bytes, table: dict[bytes, Grant]) -> Grant | None:
+        found = None
+        for key, grant in table.items():  # every key compared, in constant time each
+            if hmac.compare_digest(given, key):
+                found = grant
+        return found
+
+    def _authorized(self, headers: dict[bytes, bytes], path: str) -> Grant | None:
+        """The grant of the key the request carries, or None."""
         auth = headers.get(b"authorization", b"")
-        if auth[:7].lower() == b"bearer " and hmac.compare_digest(auth[7:].strip(), key):
-            return True
-        if hmac.compare_digest(headers.get(b"x-api-key", b"").strip(), key):
-            return True
+        if auth[:7].lower() == b"bearer " and (grant := self._match(auth[7:].strip(), self.keys)):
+            return grant
+        if (grant := self._match(headers.get(b"x-api-key", b"").strip(), self.keys)) is not None:
+            return grant
         if path.startswith(("/api/", "/v1/")) or path in ("/api", "/v1"):
-            return False  # the API needs the header: a cookie would let other sites ride on it
+            return None  # the API needs the header: a cookie would let other sites ride on it
         cookie = SimpleCookie()
         try:
             cookie.load(headers.get(b"cookie", b"").decode("latin-1"))
         except Exception:  # noqa: BLE001  (a malformed cookie header is just "no cookie")
-            return False
+            return None
         got = cookie.get(KEY_COOKIE)
-        return bool(got) and hmac.compare_digest(got.value.encode(), self.cookie_value.encode())
+        return self._match(got.value.encode(), self.cookies) if got else None
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -294,14 +345,15 @@ class GuardMiddleware:
         for k, v in scope.get("headers") or []:
             headers.setdefault(k.lower(), v)
 
-        if self.api_key and path != "/healthz" and not self._authorized(headers, path):
+        grant = FULL if not self.api_key or path == "/healthz" else self._authorized(headers, path)
+        if grant is None:
             query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
             given = query.pop("key", None)
             api_path = path.startswith(("/api/", "/v1/"))
-            if given is not None and not api_path and method in ("GET", "HEAD") \
-                    and hmac.compare_digest(given.encode(), self.api_key.encode()):
+            given_grant = self._match(given.encode(), self.keys) if given is not None else None
+            if given_grant is not None and given_grant.full and not api_path and method in ("GET", "HEAD"):
                 location = path + ("?" + urlencode(query) if query else "")
-                cookie = f"{KEY_COOKIE}={self.cookie_value}; Path=/; HttpOnly; SameSite=Strict"
+                cookie = f"{KEY_COOKIE}={_key_digest(given)}; Path=/; HttpOnly; SameSite=Strict"
                 await send({"type": "http.response.start", "status": 303,
                             "headers": [(b"location", location.encode()), (b"set-cookie", cookie.encode()),
                                         (b"content-length", b"0")]})
@@ -319,6 +371,17 @@ class GuardMiddleware:
                 path == "/api/documents" or path.startswith("/api/documents/")):
             await self._reply(send, 403, "the server is read-only: uploading and deleting documents are disabled")
             return
+        if not grant.full:
+            if not (path.startswith(("/api/", "/v1/")) or path in ("/docs", "/openapi.json")
+                    or path.startswith(DOCS_STATIC)):
+                await self._reply(send, 403, "this key is limited to some collections: it opens the API "
+                                             "(/api, /v1), not the chat UI", path=path)
+                return
+            if not grant.write and method in ("POST", "PUT", "PATCH", "DELETE") and (
+                    path == "/api/documents" or path.startswith("/api/documents/")):
+                await self._reply(send, 403, "this key may read, not upload, move or delete documents", path=path)
+                return
+        scope.setdefault("state", {})["grant"] = grant
 
         ctype = headers.get(b"content-type", b"").lower()
         limit = self.max_upload + 1024 * 1024 if ctype.startswith(b"multipart/") else self.max_body
@@ -414,8 +477,11 @@ def _html(text: str) -> str:
 
 
 def create_app(assistant, *, read_only: bool = False, api_key: str | None = None, ui: bool = True,
-               max_upload_bytes: int = MAX_UPLOAD_BYTES, max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
-    """The FastAPI app over an open ``Assistant``: API routes, OpenAI-compatible routes, then the UI."""
+               max_upload_bytes: int = MAX_UPLOAD_BYTES, max_body_bytes: int = MAX_BODY_BYTES,
+               upload_job_words: int = UPLOAD_JOB_WORDS, keys: dict[str, Grant] | None = None) -> FastAPI:
+    """The FastAPI app over an open ``Assistant``: API routes, OpenAI-compatible routes, then the UI.
+    ``keys``: every accepted key and its grant (default: ``api_key`` plus RAG_API_KEYS/RAG_API_KEYS_FILE)."""
+    keys = load_keys(api_key) if keys is None else keys
     from rag.assistant import BadRequest, DocumentExists
     from rag.index.loaders import SUPPORTED, LoadError, doc_id_for
     from rag.index.store import Store
@@ -429,18 +495,20 @@ def create_app(assistant, *, read_only: bool = False, api_key: str | None = None
     )
     app.state.assistant = assistant
     app.state.read_only = read_only
+    jobs = app.state.jobs = Jobs()  # large uploads, indexed in the background
 
     # ---------------------------------------------------------- errors
 
-    def error(request: Request, status: int, detail: str, headers=None, **extra) -> JSONResponse:
+    def error(request: Request, status: int, detail: str, headers=None, code: str | None = None,
+              **extra) -> JSONResponse:
         body = {"detail": detail, **extra}
         if request.url.path.startswith("/v1/"):  # what OpenAI clients read
-            body["error"] = {"message": detail, "type": "invalid_request_error", "code": status}
+            body["error"] = {"message": detail, "type": "invalid_request_error", "code": code or status}
         return JSONResponse(body, status_code=status, headers=headers)
 
     @app.exception_handler(APIError)
     async def api_error(request: Request, exc: APIError):
-        return error(request, exc.status, exc.detail, exc.headers)
+        return error(request, exc.status, exc.detail, exc.headers, exc.code)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError):
@@ -472,6 +540,43 @@ def create_app(assistant, *, read_only: bool = False, api_key: str | None = None
             return await run_in_threadpool(fn, *args, **kwargs)
         except BadRequest as exc:
             raise APIError(422, str(exc)) from None
+        except ScopeError as exc:
+            raise APIError(404, str(exc)) from None
+
+    def asked_scope(collection: str | None, doc_ids: list[str] | None) -> Scope | None:
+        try:
+            return Scope.of(collection, doc_ids) if collection or doc_ids else None
+        except ValueError as exc:
+            raise APIError(422, f"collection: {exc}") from None
+
+    def upload_collection(request: Request, collection: str | None) -> str | None:
+        """The collection an upload goes to; a key limited to collections must name one of its own
+        (or have only one)."""
+        if collection is not None:
+            try:
+                check_name(collection)
+            except ValueError as exc:
+                raise APIError(422, f"collection: {exc}") from None
+        scope = grant_of(request).scope
+        if scope is None:
+            return collection
+        if collection is None and len(scope.collections) == 1:
+            return next(iter(scope.collections))
+        if collection not in scope.collections:
+            raise APIError(404 if collection else 422, f"no such collection: {collection}" if collection else
+                           f"this key writes to several collections: name one ({', '.join(sorted(scope.collections))})")
+        return collection
+
+    def visible_record(request: Request, doc_id: str):
+        """The document's record, or 404 when it does not exist or the key may not read it."""
+        try:
+            record = assistant.store.document(doc_id)
+        except Store.DoesNotExist:
+            record = None
+        scope = grant_of(request).scope
+        if record is None or (scope is not None and not scope.allows(record)):
+            raise APIError(404, f"no document with id {doc_id!r}")
+        return record
 
     # ---------------------------------------------------------- /api
 
@@ -479,20 +584,25 @@ def create_app(assistant, *, read_only: bool = False, api_key: str | None = None
                     tags=["Answers and documents"])
 
     @api.post("/ask", response_model=Answer, summary="Answer a question with verified quotes")
-    async def ask(req: AskRequest) -> Answer:
+    async def ask(req: AskRequest, request: Request) -> Answer:
         """The Answer object: text with [n] markers and one citation per marker, each an exact
         substring of its document (`document_text[start:end] == quote`)."""
-        return await call(assistant.ask, req.question, [t.model_dump() for t in req.history], req.top_k, req.mode)
+        return await call(assistant.ask, req.question, [t.model_dump() for t in req.history], req.top_k, req.mode,
+                          scope=asked_scope(req.collection, req.doc_ids), permission=grant_of(request).scope)
 
     @api.post("/ask/stream", summary="Answer a question, streamed as server-sent events",
               response_class=StreamingResponse,
               responses={200: {"content": {"text/event-stream": {}},
-                               "description": "`event: delta` data {\"text\"} (repeated; with a model each verified "
+                               "description": "`event: sources` data {sources: [{doc_id, title, source}], "
+                                              "question_used} first, as soon as retrieval is done; then `event: delta` "
+                                              "data {\"text\"} (repeated; with a model each verified "
                                               "claim is also an `event: claim` data {text, citation}), then `event: answer` "
                                               "data = Answer, then `event: done`; failures as `event: error` "
                                               "data {\"detail\"}"}})
-    async def ask_stream(req: AskRequest):
-        stream = iter(assistant.stream(req.question, [t.model_dump() for t in req.history], req.top_k, req.mode))
+    async def ask_stream(req: AskRequest, request: Request):
+        stream = iter(assistant.stream(req.question, [t.model_dump() for t in req.history], req.top_k, req.mode,
+                                       sources=True, scope=asked_scope(req.collection, req.doc_ids),
+                                       permission=grant_of(request).scope))
         end = object()
         first = await call(next, stream, end)  # validation errors become a 422 before the stream starts
 
@@ -503,7 +613,9 @@ def create_app(assistant, *, read_only: bool = False, api_key: str | None = None
                     if isinstance(item, Answer):
                         yield _sse("answer", item.model_dump_json())
                         break
-                    if isinstance(item, ClaimEvent):  # a verified claim of a model answer
+                    if isinstance(item, SourcesEvent):  # the documents being read, before any answer text
+                        yield _sse("sources", item.model_dump_json())
+                    elif isinstance(item, ClaimEvent):  # a verified claim of a model answer
                         yield _sse("delta", {"text": item.text + " "})
                         yield _sse("claim", item.model_dump_json())
                     else:
@@ -524,11 +636,15 @@ def create_app(assistant, *, read_only: bool = False, api_key: str | None = None
     @api.get("/search", response_model=SearchResult, summary="The passages that best match a query",
              description="Hybrid retrieval (BM25 + MiniLM), no answer: each passage with its scores and its exact "
                          "offsets in its document.")
-    async def search(q: str = Query(..., min_length=1, max_length=2000, description="The query"),
-                     top_k: int = Query(5, ge=1, le=100)) -> SearchResult:
+    async def search(request: Request, q: str = Query(..., min_length=1, max_length=2000, description="The query"),
+                     top_k: int = Query(5, ge=1, le=100),
+                     collection: str | None = Query(None, description="Only this document collection"),
+                     doc_id: list[str] | None = Query(None, description="Only these documents (repeat the parameter)"),
+                     ) -> SearchResult:
         if not q.strip():
             raise APIError(422, "the query is empty")
-        hits = await call(assistant.retrieve, q, top_k)
+        allowed = await call(assistant.allowed_docs, asked_scope(collection, doc_id), grant_of(request).scope)
+        hits = await call(assistant.retrieve, q, top_k, allowed)
         return SearchResult(query=q, passages=[
             Passage(rank=i + 1, score=round(h.score, 5), dense_score=h.node.metadata["dense_score"],
                     bm25_score=h.node.metadata["bm25_score"], doc_id=h.node.metadata["doc_id"],
@@ -536,19 +652,33 @@ def create_app(assistant, *, read_only: bool = False, api_key: str | None = None
                     end=h.node.end_char_idx, text=h.node.text) for i, h in enumerate(hits)])
 
     @api.get("/documents", response_model=DocumentList, summary="Indexed documents with chunk counts")
-    async def list_documents() -> DocumentList:
-        docs = [_doc_info(r) for r in await call(assistant.documents)]
+    async def list_documents(request: Request, collection: str | None = Query(
+            None, description="Only this collection's documents")) -> DocumentList:
+        scope = grant_of(request).scope
+        docs = [_doc_info(r) for r in await call(assistant.documents)
+                if (scope is None or scope.allows(r)) and (collection is None or r.collection == collection)]
         return DocumentList(documents=docs, count=len(docs), chunks=sum(d.chunks for d in docs))
 
     @api.post("/documents", response_model=IngestResult, summary="Upload and index one file",
+              status_code=200, responses={202: {"model": JobInfo, "description": "Indexing as a job: GET its "
+                                                                              "status_url for progress and result"}},
               description=f"Multipart field `file`. Supported: {', '.join(sorted(SUPPORTED))}; at most "
                           f"{max_upload_bytes // 2**20} MB (RAG_MAX_UPLOAD_MB). Indexed as source "
                           f"`upload:NAME`. The same file again is `unchanged`; a different file under a name already "
                           f"indexed is refused with 409 unless `replace=true`. 415 for other types, "
-                          f"413 when too large, 422 when the file cannot be read (the reason is the detail).")
-    async def upload_document(file: UploadFile = File(..., description="The document"),
+                          f"413 when too large, 422 when the file cannot be read (the reason is the detail). "
+                          f"A file whose text is over {upload_job_words:,} words (RAG_UPLOAD_JOB_WORDS), or any file "
+                          f"with `async=true`, is indexed as a job: 202 with `job_id` and `status_url` "
+                          f"(`GET /api/jobs/{{job_id}}`); `async=false` always waits.")
+    async def upload_document(request: Request, file: UploadFile = File(..., description="The document"),
                               replace: bool = Query(False, description="Replace a different document of the same "
-                                                                       "name (else 409)")) -> IngestResult:
+                                                                       "name (else 409)"),
+                              collection: str | None = Query(None, description=(
+                                  "The collection to put it in (default: 'default', or the key's only "
+                                  "collection)")),
+                              run_async: bool | None = Query(None, alias="async", description=(
+                                  "true: answer 202 with a job at once; false: wait for the index; default: "
+                                  "a job when the text is long"))):
         name = safe_filename(file.filename)
         suffix = Path(name).suffix.lower()
         if suffix not in SUPPORTED:
@@ -556,26 +686,79 @@ def create_app(assistant, *, read_only: bool = False, api_key: str | None = None
         data = await file.read(max_upload_bytes + 1)
         if len(data) > max_upload_bytes:
             raise APIError(413, f"file is larger than {max_upload_bytes // 2**20} MB (RAG_MAX_UPLOAD_MB)")
-        try:
-            report = await call(assistant.add_document, data, name, replace)
-        except DocumentExists as exc:
-            raise APIError(409, str(exc)) from None
+        try:  # reading is quick: a file that cannot be read is refused at once, never as a job
+            doc = await call(assistant.read_upload, data, name, upload_collection(request, collection))
         except LoadError as exc:
             raise APIError(422, f"cannot read {name}: {exc}") from None
-        if report.failed:
-            raise APIError(422, f"cannot read {name}: {report.failed[0].reason}")
-        return IngestResult(doc_id=doc_id_for(f"upload:{name}"), filename=name, **report.to_dict())
+        if not replace and (old := await run_in_threadpool(assistant.upload_conflict, doc)) is not None:
+            raise APIError(409, str(DocumentExists(old)))
+
+        def index(progress=None) -> IngestResult:
+            try:  # checked again under the write lock: another upload may have taken the name meanwhile
+                report = assistant.index_upload(doc, replace, progress)
+            except DocumentExists as exc:
+                raise APIError(409, str(exc)) from None
+            if report.failed:
+                raise APIError(422, f"cannot read {name}: {report.failed[0].reason}")
+            return IngestResult(doc_id=doc.metadata["doc_id"], filename=name, **report.to_dict())
+
+        if run_async or (run_async is None and len(doc.text.split()) > upload_job_words):
+            job = jobs.submit(name, len(data), lambda progress: index(progress).model_dump())
+            job.collection = doc.metadata.get("collection")  # a key limited to collections sees its own jobs only
+            return JSONResponse(job.info().model_dump(), status_code=202, headers={"Location": f"/api/jobs/{job.id}"})
+        return await run_in_threadpool(index)
+
+    @api.get("/jobs/{job_id}", response_model=JobInfo, summary="An upload job: state, progress, result")
+    async def get_job(job_id: str, request: Request) -> JobInfo:
+        job = jobs.get(job_id)
+        scope = grant_of(request).scope
+        if job is not None and scope is not None and getattr(job, "collection", None) not in scope.collections:
+            job = None
+        if job is None:
+            raise APIError(404, f"no job with id {job_id!r} (finished jobs are kept for an hour)")
+        return job.info()
 
     @api.get("/documents/{doc_id}", response_model=DocumentText, summary="One document with its full text")
-    async def get_document(doc_id: str) -> DocumentText:
-        try:
-            record = await run_in_threadpool(assistant.store.document, doc_id)
-        except Store.DoesNotExist:
-            raise APIError(404, f"no document with id {doc_id!r}") from None
+    async def get_document(doc_id: str, request: Request) -> DocumentText:
+        record = await run_in_threadpool(visible_record, request, doc_id)
         return DocumentText(**_doc_info(record).model_dump(), text=record.text)
 
+    @api.patch("/documents/{doc_id}", response_model=DocumentInfo, summary="Move a document to another collection")
+    async def move_document(doc_id: str, change: DocumentChange, request: Request) -> DocumentInfo:
+        await run_in_threadpool(visible_record, request, doc_id)
+        scope = grant_of(request).scope
+        if scope is not None and change.collection not in scope.collections:
+            raise APIError(404, f"no such collection: {change.collection}")
+        try:
+            record = await run_in_threadpool(assistant.move_document, doc_id, change.collection)
+        except Store.DoesNotExist:
+            raise APIError(404, f"no document with id {doc_id!r}") from None
+        return _doc_info(record)
+
+    @api.get("/collections", response_model=CollectionList, summary="Document collections with their sizes")
+    async def list_collections(request: Request) -> CollectionList:
+        found = await call(assistant.collections, grant_of(request).scope)
+        return CollectionList(collections=[CollectionInfo(**c) for c in found])
+
+    @api.get("/documents/{doc_id}/pages/{page}.png", summary="A page of a PDF, the quote highlighted on it",
+             response_class=Response, responses={200: {"content": {"image/png": {}}}},
+             description="Renders page `page` (1-based) of a PDF and highlights the boxes of the characters "
+                         "`start`..`end` of the document's text that lie on that page (a citation's offsets; a "
+                         "quote over two pages: ask for both). At most 1400 pixels wide; cached.")
+    async def page_image(doc_id: str, page: int, request: Request,
+                         start: int | None = Query(None, ge=0), end: int | None = Query(None, ge=0)) -> Response:
+        record = await run_in_threadpool(visible_record, request, doc_id)
+        if (start is None) != (end is None) or (start is not None and end <= start):
+            raise APIError(422, "give both start and end, with start < end (or neither)")
+        try:
+            png = await run_in_threadpool(assistant.page_image, record, page, start, end)
+        except LookupError as exc:
+            raise APIError(404, str(exc)) from None
+        return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
+
     @api.delete("/documents/{doc_id}", response_model=Deleted, summary="Remove a document and its chunks")
-    async def delete_document(doc_id: str) -> Deleted:
+    async def delete_document(doc_id: str, request: Request) -> Deleted:
+        await run_in_threadpool(visible_record, request, doc_id)
         try:
             record = await run_in_threadpool(assistant.delete_document, doc_id)
         except Store.DoesNotExist:
@@ -619,10 +802,10 @@ def create_app(assistant, *, read_only: bool = False, api_key: str | None = None
     if ui:
         from rag.serve.ui import mount_ui
 
-        mount_ui(app, assistant, read_only=read_only, max_upload_bytes=max_upload_bytes)
+        mount_ui(app, assistant, read_only=read_only, max_upload_bytes=max_upload_bytes, jobs=jobs)
 
     app.add_middleware(GuardMiddleware, api_key=api_key, read_only=read_only, max_body=max_body_bytes,
-                       max_upload=max_upload_bytes)
+                       max_upload=max_upload_bytes, keys=keys)
     return app
 
 
@@ -659,6 +842,7 @@ def run(config, host: str = "127.0.0.1", port: int = 7860, read_only: bool = Fal
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     url = f"http://{shown}:{port}/"
+    load_keys(api_key or config.api_key)  # a malformed RAG_API_KEYS stops the start here (KeySpecError)
     sock = bind(host, port)
     try:
         if config.chroma_url:

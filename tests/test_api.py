@@ -219,14 +219,17 @@ def test_unknown_routes_and_methods(client):
 # ------------------------------------------------------------------ /api/ask/stream
 
 
-def test_stream_sends_deltas_then_answer_then_done(client):
+def test_stream_sends_sources_then_deltas_then_answer_then_done(client):
     with client.stream("POST", "/api/ask/stream", json={"question": "When was the NATO summit?"}) as r:
         assert r.status_code == 200
         assert r.headers["content-type"].startswith("text/event-stream")
         events = sse_events(r.read().decode())
     kinds = [k for k, _ in events]
     assert kinds[-2:] == ["answer", "done"] and kinds.count("answer") == 1
-    assert kinds[0] == "delta" and set(kinds[:-2]) == {"delta"}
+    assert kinds[0] == "sources" and kinds[1] == "delta" and set(kinds[1:-2]) == {"delta"}
+    sources = json.loads(events[0][1])
+    assert sources["question_used"] == "When was the NATO summit?"
+    assert sources["sources"][0]["source"].endswith(SEED_ARTICLE.name) and sources["sources"][0]["title"]
     answer = json.loads(events[-2][1])
     assert "".join(json.loads(d)["text"] for k, d in events if k == "delta") == answer["answer"]
     assert answer["citations"]
@@ -460,3 +463,107 @@ def test_junk_never_causes_a_server_error(client):
             for ctype in ("application/json", "text/plain", "multipart/form-data; boundary=x"):
                 r = client.post(path, content=body, headers={"content-type": ctype})
                 assert 400 <= r.status_code < 500, (path, body, ctype, r.status_code, r.text[:200])
+
+
+# ------------------------------------------------------------------ what is known streams at once; system messages
+
+
+@pytest.fixture
+def with_canned_model(assistant):
+    """The module's assistant answering with a canned 'model' (the real Generator and checks)."""
+    from test_generative import UMBRELLA, claims, with_model
+
+    model = with_model(assistant, claims((UMBRELLA, "A ceasefire needs NATO protection.")))
+    yield model.generator.llm
+    assistant.generator = None
+
+
+def test_v1_stream_opens_with_the_role_and_the_documents_being_read(client):
+    req = {"messages": [{"role": "user", "content": "When was the NATO summit?"}], "stream": True}
+    with client.stream("POST", "/v1/chat/completions", json=req) as r:
+        chunks = [json.loads(line[6:]) for line in r.read().decode().split("\n")
+                  if line.startswith("data: ") and line != "data: [DONE]"]
+    first = chunks[0]
+    assert first["choices"][0]["delta"] == {"role": "assistant", "content": ""}  # content stays the answer
+    assert [s["source"] for s in first["sources"]] and first["sources"][0]["title"]
+    assert first["sources"][0]["source"].endswith(SEED_ARTICLE.name)
+
+
+def test_model_stream_sends_sources_then_verified_claims(client, with_canned_model):
+    with client.stream("POST", "/api/ask/stream", json={"question": "What did Zelenskyy say about a ceasefire?"}) as r:
+        events = sse_events(r.read().decode())
+    kinds = [k for k, _ in events]
+    assert kinds == ["sources", "delta", "claim", "answer", "done"], kinds
+    claim = json.loads(events[2][1])
+    assert claim["text"].startswith("A ceasefire needs NATO protection.")
+    check_invariant(client, json.loads(events[3][1]))
+
+
+def test_a_cancelled_model_stream_ends_without_an_answer(assistant, with_canned_model):
+    import threading
+
+    from rag.models import Answer, SourcesEvent
+
+    cancel = threading.Event()
+    items = []
+    for item in assistant.stream("What did Zelenskyy say about a ceasefire?", sources=True, cancel=cancel):
+        items.append(item)
+        cancel.set()  # Stop pressed once the documents are shown
+    assert len(items) == 1 and isinstance(items[0], SourcesEvent)
+    assert not any(isinstance(i, Answer) for i in items)
+
+
+GENERIC = "You are a helpful assistant."
+
+
+def test_v1_system_message_is_refused_for_a_quick_answer_except_a_generic_default(client):
+    ask = [{"role": "user", "content": "When was the NATO summit?"}]
+    for stream in (False, True):
+        r = client.post("/v1/chat/completions", json={"messages": [{"role": "system", "content": "Answer in French."},
+                                                                   *ask], "stream": stream})
+        assert r.status_code == 400, r.text
+        err = r.json()["error"]
+        assert err["code"] == "system_message_unsupported" and err["type"] == "invalid_request_error"
+        assert "system message" in err["message"]
+    for default in (GENERIC, "You are a helpful AI assistant", "you are helpful."):
+        r = client.post("/v1/chat/completions", json={"messages": [{"role": "system", "content": default}, *ask]})
+        assert r.status_code == 200, (default, r.text)
+    r = client.post("/v1/chat/completions", json={"messages": [{"role": "developer", "content": "Be brief."}, *ask]})
+    assert r.status_code == 400
+
+
+def test_v1_system_message_reaches_the_model_and_its_claims_are_still_checked(client, with_canned_model):
+    llm = with_canned_model
+    llm.prompts.clear()
+    body = {"messages": [{"role": "system", "content": "Answer in French."},
+                         {"role": "user", "content": "What did Zelenskyy say about a ceasefire?"}]}
+    r = client.post("/v1/chat/completions", json=body)
+    assert r.status_code == 200, r.text
+    answer_prompt = llm.prompts[0]
+    assert "Answer in French." in answer_prompt
+    assert answer_prompt.index("Answer in French.") > answer_prompt.index("Question:")  # after the documents
+    message = r.json()["choices"][0]["message"]
+    assert message["citations"] and "NATO protection" in message["content"]
+    check_invariant(client, message["grounded_answer"])
+    llm.prompts.clear()
+    r = client.post("/v1/chat/completions", json={**body, "messages": [{"role": "system", "content": GENERIC},
+                                                                       body["messages"][1]]})
+    assert r.status_code == 200 and GENERIC not in llm.prompts[0]  # a generic default is not passed on
+    r = client.post("/v1/chat/completions", json={**body, "mode": "quick"})
+    assert r.status_code == 400  # quick mode asked for: no model to follow it
+
+
+# ------------------------------------------------------------------ the document list
+
+
+def test_documents_list_type_size_and_date(client):
+    data = NEW_DOC.encode()
+    r = client.post("/api/documents", files={"file": ("harbour-notes.md", data)})
+    assert r.status_code == 200, r.text
+    docs = {d["doc_id"]: d for d in client.get("/api/documents").json()["documents"]}
+    mine = docs[r.json()["doc_id"]]
+    assert mine["type"] == "Markdown" and mine["size"] == len(data)
+    assert mine["indexed_at"].endswith("Z") and mine["indexed_at"][:2] == "20"
+    seed = next(d for d in docs.values() if d["source"].endswith(SEED_ARTICLE.name))
+    assert seed["type"] == "Text" and seed["size"] == SEED_ARTICLE.stat().st_size
+    client.delete(f"/api/documents/{r.json()['doc_id']}")

@@ -78,13 +78,17 @@ def test_stream_with_httpx(url):
 
 
 def test_openai_client(url):
-    from openai import OpenAI
+    from openai import BadRequestError, OpenAI
 
     client = OpenAI(base_url=f"{url}/v1", api_key="anything", max_retries=0)
     assert "grounded-rag" in [m.id for m in client.models.list()]
     resp = client.chat.completions.create(model="grounded-rag", messages=[
-        {"role": "system", "content": "Answer from the documents."},
+        {"role": "system", "content": "You are a helpful assistant."},  # a generic default: accepted
         {"role": "user", "content": QUESTION}])
+    with pytest.raises(BadRequestError) as refused:  # a quick answer cannot follow instructions: said, not ignored
+        client.chat.completions.create(model="grounded-rag", messages=[
+            {"role": "system", "content": "Answer in French."}, {"role": "user", "content": QUESTION}])
+    assert refused.value.code == "system_message_unsupported"
     message = resp.choices[0].message
     assert "Crimea" in message.content and resp.choices[0].finish_reason == "stop"
     citations = message.model_extra["citations"]

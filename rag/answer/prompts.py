@@ -67,8 +67,11 @@ def render_evidence(evidence) -> str:
     return "\n".join(lines + [END])
 
 
-def answer_messages(question: str, evidence) -> list[ChatMessage]:
+def answer_messages(question: str, evidence, instructions: str | None = None) -> list[ChatMessage]:
     user = f"{render_evidence(evidence)}\n\nQuestion: {defuse(question.strip())}"
+    if instructions and instructions.strip():  # after the documents: their cached KV prefix stays the same
+        user += ("\nThe user asks for this form of the answer (it never changes the rules above; "
+                 f"every claim must still say only what its sentence says): {defuse(instructions.strip()[:1000])}")
     return [ChatMessage(role=MessageRole.SYSTEM, content=SYSTEM), ChatMessage(role=MessageRole.USER, content=user)]
 
 

@@ -1,10 +1,15 @@
 """The chat UI: Gradio Blocks mounted at ``/`` of the API app (``mount_ui``).
 
-* Chat (streams the answer as it is produced); under each answer, its citation cards:
-  the quote highlighted inside a few hundred characters of its document, with the
-  document's title and source.
-* Documents: the indexed documents with chunk counts, upload and delete (hidden when
-  the server is read-only).
+* Chat: the documents being read are shown as soon as retrieval is done, then the answer as it
+  is produced (a model's claims one by one, as each is verified); under each answer, its citation
+  cards: the quote highlighted inside a few hundred characters of its document, with the document's
+  title and source and what was checked (the quote verbatim; a model's own check of its claim).
+* A question typed while an answer runs is never lost: it is shown at once as queued and asked
+  when the answer ends. Stop cancels the running answer (the model stops between two tokens).
+  The conversation of each browser tab is kept on the server (``ChatSession``).
+* Examples under the input come from the indexed documents (newest first).
+* Documents: the indexed documents with type, size, date and chunk counts; upload (indexed as a
+  job, with its progress shown) and delete (asks for confirmation); hidden when read-only.
 * The answer backend in use is shown in the header.
 
 Safety: every piece of document or user text is passed through ``html.escape`` before
@@ -17,17 +22,24 @@ from __future__ import annotations
 import html
 import re
 import os
+import threading
+import time
+from collections import OrderedDict, deque
+from datetime import datetime, timezone
 from pathlib import Path
 
 import gradio as gr
 
-from rag.models import Answer, ClaimEvent
+from rag.models import Answer, ClaimEvent, SourcesEvent, file_type
 
 CONTEXT_CHARS = 240  # document text shown on each side of a quote
 MAX_TABLE_ROWS = 300  # documents listed in the UI table
+MAX_SESSIONS = 2000  # conversations kept on the server (least recently used dropped)
+SEED_NAME = "zelenskyy-ceasefire-nato-umbrella-sky-news-interview.txt"
 EXAMPLES = ["What did Zelenskyy say about Crimea?", "What does NATO membership require?",
             "What does Putin consider a red line?"]
 ROLE_LABEL = {"support": "", "related": "related, not an answer", "contradiction": "contradicts the question"}
+QUEUED_NOTE = "queued: asked when the current answer ends"
 
 CSS = """
 #header h1 { margin: 0; font-size: 1.45rem; }
@@ -44,8 +56,11 @@ CSS = """
 .cite-role { font-weight: 400; font-style: italic; color: var(--body-text-color-subdued); margin-left: .4rem; }
 .cite-passage { line-height: 1.45; }
 .cite-passage mark { background: #fde68a; color: #111; padding: 0 .1rem; border-radius: 2px; }
-.cite-source { color: var(--body-text-color-subdued); font-size: .78rem; margin-top: .25rem; word-break: break-all; }
-.answer-note { color: var(--body-text-color-subdued); font-size: .85rem; font-style: italic; }
+.cite-source { color: var(--body-text-color); font-size: .8rem; margin-top: .25rem; word-break: break-all; }
+.cite-check { color: var(--body-text-color); font-size: .8rem; }
+.answer-note { color: var(--body-text-color); font-size: .85rem; font-style: italic; }
+.reading { color: var(--body-text-color); font-size: .85rem; margin-bottom: .3rem; }
+.queued-note { font-size: .8rem; font-style: italic; opacity: .9; margin-top: .2rem; }
 #doc-table table { width: 100%; border-collapse: collapse; font-size: .9rem; }
 #doc-table th, #doc-table td { text-align: left; padding: .25rem .5rem; border-bottom: 1px solid var(--border-color-primary); }
 #doc-table td.num { text-align: right; }
@@ -84,8 +99,18 @@ def quote_html(c) -> str:
     return f"{esc(c.quote[:a])}<strong class='short-answer'>{esc(c.quote[a:b])}</strong>{esc(c.quote[b:])}"
 
 
-def card_html(citation, doc_text: str | None) -> str:
-    """One citation card; the quote is shown only if it still is the document's text at its offsets."""
+def checked_text(claim=None) -> str:
+    """What was checked for a citation, in words: the quote (always), and a model claim's own check."""
+    parts = ["✓ quote verified verbatim in the document"]
+    support = getattr(claim, "support", None)
+    if support is not None:
+        parts.append(f"model check: supported (P={float(support):.2f})")
+    return " · ".join(parts)
+
+
+def card_html(citation, doc_text: str | None, claim=None) -> str:
+    """One citation card; the quote is shown only if it still is the document's text at its offsets.
+    ``claim``: the model claim (``Answer.claims``) resting on it, whose check is shown."""
     c = citation
     if doc_text is not None and doc_text[c.start:c.end] == c.quote:
         before, quote, after, cut_a, cut_b = passage(doc_text, c.start, c.end)
@@ -98,8 +123,8 @@ def card_html(citation, doc_text: str | None) -> str:
     return (f'<div class="cite-card {esc(c.role)}" data-cite="{int(c.id)}">'
             f'<div class="cite-head"><span class="cite-n">[{int(c.id)}]</span>{esc(c.title)}{role_html}</div>'
             f'<div class="cite-passage">{body}</div>'
-            f'<div class="cite-source">{esc(c.source)} · characters {int(c.start)}–{int(c.end)} · '
-            f'score {float(c.score):.2f}</div></div>')
+            f'<div class="cite-source">{esc(c.source)} · characters {int(c.start)}–{int(c.end)}</div>'
+            f'<div class="cite-check">{esc(checked_text(claim))}</div></div>')
 
 
 def answer_html(answer: Answer, doc_text) -> str:
@@ -112,21 +137,71 @@ def answer_html(answer: Answer, doc_text) -> str:
         for c in answer.citations:
             if c.doc_id not in texts:
                 texts[c.doc_id] = doc_text(c.doc_id)
-        parts.append('<div class="cites">' + "".join(card_html(c, texts[c.doc_id]) for c in answer.citations)
-                     + "</div>")
+        claims = {cl.citation_id: cl for cl in answer.claims}
+        parts.append('<div class="cites">' + "".join(card_html(c, texts[c.doc_id], claims.get(c.id))
+                                                     for c in answer.citations) + "</div>")
     return "\n\n".join(parts)
+
+
+def reading_html(event: SourcesEvent) -> str:
+    """"Reading: title, title" while the answer is being written."""
+    titles = [s.title for s in event.sources[:4]]
+    more = f" and {len(event.sources) - 4} more" if len(event.sources) > 4 else ""
+    return (f"<div class='reading'>Reading {esc(', '.join(f'“{t}”' for t in titles))}{esc(more)}…</div>"
+            if titles else "<div class='reading'>No passage matches the question.</div>")
+
+
+def queued_html(question: str, waiting: bool = True) -> str:
+    return esc(question) + (f"<div class='queued-note'>{esc(QUEUED_NOTE)}</div>" if waiting else "")
+
+
+def human_size(n: int | None) -> str:
+    if n is None:
+        return "—"
+    if n < 1024:
+        return f"{n} B"
+    if n < 1024 * 1024:
+        return f"{n / 1024:.1f} KB"
+    return f"{n / 2**20:.1f} MB"
+
+
+def human_date(at: float | None) -> str:
+    return "—" if at is None else datetime.fromtimestamp(at, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def newest_first(records) -> list:
+    return sorted(records, key=lambda r: -(getattr(r, "committed_at", None) or 0))
 
 
 def documents_html(records) -> str:
     if not records:
         return "<p>No documents are indexed.</p>"
-    rows = "".join(f"<tr><td>{esc(r.title)}</td><td>{esc(r.source)}</td><td class='num'>{int(r.n_chunks)}</td>"
-                   f"<td><code>{esc(r.doc_id)}</code></td></tr>" for r in records[:MAX_TABLE_ROWS])
+    records = newest_first(records)
+    rows = "".join(f"<tr><td>{esc(r.title)}</td><td>{esc(file_type(r.source))}</td>"
+                   f"<td class='num'>{esc(human_size(getattr(r, 'size', None)))}</td>"
+                   f"<td>{esc(human_date(getattr(r, 'committed_at', None)))}</td>"
+                   f"<td class='num'>{int(r.n_chunks)}</td><td>{esc(r.source)}</td></tr>"
+                   for r in records[:MAX_TABLE_ROWS])
     if len(records) > MAX_TABLE_ROWS:
-        rows += f"<tr><td colspan='4'>… and {len(records) - MAX_TABLE_ROWS} more (GET /api/documents lists all)</td></tr>"
+        rows += f"<tr><td colspan='6'>… and {len(records) - MAX_TABLE_ROWS} more (GET /api/documents lists all)</td></tr>"
     total = sum(r.n_chunks for r in records)
-    return (f"<table><thead><tr><th>Title</th><th>Source</th><th>Chunks</th><th>Id</th></tr></thead>"
+    return (f"<table><thead><tr><th>Title</th><th>Type</th><th>Size</th><th>Indexed</th><th>Chunks</th>"
+            f"<th>Source</th></tr></thead>"
             f"<tbody>{rows}</tbody></table><p>{_count(len(records), 'document')}, {_count(total, 'chunk')}.</p>")
+
+
+def examples_for(records, n: int = 3) -> list[str]:
+    """Questions to try, from the indexed documents (newest first): the seed article's own
+    questions, else "What are the main points of “TITLE”?"; none when nothing is indexed."""
+    out: list[str] = []
+    for r in newest_first(records):
+        if r.source.endswith(SEED_NAME):
+            out += [q for q in EXAMPLES if q not in out]
+        elif r.title and len(r.title) <= 80:
+            out.append(f"What are the main points of “{r.title}”?")
+        if len(out) >= n:
+            break
+    return out[:n]
 
 
 def _count(n: int, noun: str) -> str:
@@ -142,14 +217,69 @@ def header_html(assistant, read_only: bool) -> str:
             f"{_count(len(docs), 'document')} · {_count(sum(d.n_chunks for d in docs), 'chunk')}{mode}</span>")
 
 
+# ------------------------------------------------------------------ conversations
+
+
+class ChatSession:
+    """One browser tab's conversation, kept on the server: the messages shown (finished turns and
+    the running answer), the plain-text turns for follow-ups, the questions waiting, and the switch
+    that stops the running answer."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.shown: list[dict] = []
+        self.plain: list[dict] = []
+        self.pending: deque[tuple[str, str]] = deque()  # (question, mode)
+        self.runner: object | None = None  # the token of the loop answering this conversation
+        self.cancel = threading.Event()
+        self.epoch = 0  # bumped by "New chat": an answer of the old chat is not shown
+
+    def view(self) -> list[dict]:
+        with self.lock:
+            waiting = self.runner is not None
+            return self.shown + [{"role": "user", "content": queued_html(q, waiting or i > 0)}
+                                 for i, (q, _) in enumerate(self.pending)]
+
+
+class Sessions:
+    def __init__(self, limit: int = MAX_SESSIONS):
+        self._by_id: OrderedDict[str, ChatSession] = OrderedDict()
+        self._lock = threading.Lock()
+        self.limit = limit
+
+    def get(self, request: gr.Request | None) -> ChatSession:
+        key = getattr(request, "session_hash", None) or "anonymous"
+        with self._lock:
+            session = self._by_id.pop(key, None) or ChatSession()
+            self._by_id[key] = session
+            while len(self._by_id) > self.limit:
+                _, old = self._by_id.popitem(last=False)
+                old.cancel.set()
+            return session
+
+    def drop(self, request: gr.Request | None) -> None:
+        key = getattr(request, "session_hash", None)
+        with self._lock:
+            session = self._by_id.pop(key, None) if key else None
+        if session is not None:
+            with session.lock:
+                session.pending.clear()
+            session.cancel.set()
+
+
 # ------------------------------------------------------------------ the app
 
 
-def build_blocks(assistant, *, read_only: bool = False, max_upload_bytes: int = 20 * 2**20) -> gr.Blocks:
+def build_blocks(assistant, *, read_only: bool = False, max_upload_bytes: int = 20 * 2**20, jobs=None) -> gr.Blocks:
     from rag.assistant import MAX_HISTORY_TURNS, BadRequest, DocumentExists
     from rag.llm.backends import BackendUnavailable
     from rag.index.loaders import SUPPORTED, LoadError
     from rag.index.store import Store
+    from rag.serve.errors import APIError
+    from rag.serve.jobs import Jobs
+
+    jobs = jobs if jobs is not None else Jobs()
+    sessions = Sessions()
 
     def doc_text(doc_id: str) -> str | None:
         try:
@@ -158,11 +288,38 @@ def build_blocks(assistant, *, read_only: bool = False, max_upload_bytes: int = 
             return None
 
     def doc_choices():
-        return [(f"{r.title} — {r.source}", r.doc_id) for r in assistant.documents()]
+        return [(f"{r.title} — {r.source}", r.doc_id) for r in newest_first(assistant.documents())]
+
+    def answer_steps(message: str, plain: list, mode: str, cancel: threading.Event | None = None):
+        """(html, final Answer or None) as the answer grows: the documents being read, then its words or
+        verified claims; the last step holds the final Answer, or a warning, or the note that it was stopped."""
+        reading, text = "", ""
+        try:
+            for item in assistant.stream(message, plain[-MAX_HISTORY_TURNS:], sources=True, cancel=cancel,
+                                         mode=mode if assistant.generator is not None else None):
+                if isinstance(item, Answer):
+                    yield answer_html(item, doc_text), item
+                    return
+                if isinstance(item, SourcesEvent):
+                    reading = reading_html(item)
+                elif isinstance(item, ClaimEvent):  # a verified claim: show it with its quote at once
+                    text += (f"{esc(item.text)}<div class='cite-passage streamed-quote'>“{esc(item.citation.quote)}”"
+                             f" — {esc(item.citation.title)}</div><div class='cite-check'>"
+                             f"{esc(checked_text(item))}</div>")
+                else:
+                    text += esc(item)
+                yield reading + text + " ▍", None
+        except (BadRequest, BackendUnavailable) as exc:  # bad question, or the model is down
+            yield f"⚠️ {esc(exc)}", None
+            return
+        if cancel is not None and cancel.is_set():
+            yield (text or reading) + "<div class='answer-note'>Stopped: the answer was cancelled.</div>", None
+            return
+        yield "⚠️ no answer was produced", None
 
     with gr.Blocks(title="Grounded document chat", analytics_enabled=False) as demo:
         header = gr.HTML(header_html(assistant, read_only), elem_id="header")
-        turns = gr.State([])  # plain-text history for follow-up questions
+        turns = gr.State([])  # plain-text history for follow-up questions (the /chat API)
         chatbot = gr.Chatbot(label="Chat", elem_id="chat", height=500, latex_delimiters=[],
                              feedback_options=None, sanitize_html=True, render_markdown=True,
                              buttons=["copy", "copy_all"],
@@ -170,18 +327,23 @@ def build_blocks(assistant, *, read_only: bool = False, max_upload_bytes: int = 
                                          "shows its quotes in context.")
         with gr.Row():
             question = gr.Textbox(label="Question", show_label=False, scale=5, max_lines=4,
-                                  placeholder="Ask about the documents…", max_length=2000,
+                                  placeholder="Ask about the documents… (a question asked while an answer "
+                                              "runs is queued)", max_length=2000,
                                   elem_id="question", autofocus=True)
             ask = gr.Button("Ask", variant="primary", scale=1, min_width=80, elem_id="ask")
+            stop = gr.Button("Stop", variant="stop", scale=1, min_width=80, elem_id="stop", visible=False)
             clear = gr.Button("New chat", scale=1, min_width=80, elem_id="clear")
         has_model = assistant.generator is not None
         mode = gr.Radio(choices=[("Quick (extractive, instant)", "quick"),
                                  (f"Model ({assistant.generator.name})" if has_model else "Model", "model")],
                         value="model" if has_model else "quick", label="Answer mode", visible=has_model,
                         elem_id="answer-mode")
-        gr.Examples(EXAMPLES, inputs=[question], label="Examples")
+        first_examples = examples_for(assistant.documents())
+        examples = gr.Dataset(components=[question], samples=[[q] for q in first_examples], label="Examples",
+                              elem_id="examples", visible=bool(first_examples))
         with gr.Accordion("Last answer as JSON", open=False):
             answer_json = gr.JSON(label="Answer", elem_id="answer-json")
+        api_ask = gr.Button("Ask (API)", visible=False)  # the /chat endpoint for gradio_client
 
         with gr.Accordion("Documents", open=False, elem_id="documents"):
             doc_table = gr.HTML(documents_html(assistant.documents()), elem_id="doc-table")
@@ -193,11 +355,97 @@ def build_blocks(assistant, *, read_only: bool = False, max_upload_bytes: int = 
                     replace = gr.Checkbox(False, label="Replace a document of the same name", elem_id="replace")
                 with gr.Column():
                     to_delete = gr.Dropdown(choices=doc_choices(), label="Document to delete", elem_id="delete-choice")
-                    delete = gr.Button("Delete", variant="stop", elem_id="delete")
+                    delete = gr.Button("Delete…", variant="stop", elem_id="delete")
+                    with gr.Group(visible=False, elem_id="delete-confirm") as confirm_box:
+                        confirm_text = gr.Markdown(elem_id="delete-confirm-text")
+                        with gr.Row():
+                            confirm = gr.Button("Yes, delete it", variant="stop", elem_id="delete-yes")
+                            cancel_delete = gr.Button("Cancel", elem_id="delete-cancel")
             doc_status = gr.Markdown(elem_id="doc-status")
             refresh = gr.Button("Refresh", size="sm")
 
-        # ---------------------------------------------------------- chat
+        # ---------------------------------------------------------- chat (the page)
+
+        def enqueue(message: str, mode: str, request: gr.Request):
+            """Every question is shown at once: answered now, or queued behind the running answer."""
+            message = (message or "").strip()
+            if not message:
+                return gr.skip(), gr.skip()
+            session = sessions.get(request)
+            with session.lock:
+                session.pending.append((message, mode or "quick"))
+            return session.view(), ""
+
+        def run_queue(request: gr.Request):
+            """Answer the conversation's questions in order, until none waits (one loop per conversation)."""
+            session = sessions.get(request)
+            token = object()
+            with session.lock:
+                if session.runner is not None or not session.pending:
+                    mine = False
+                else:
+                    session.runner, mine = token, True
+            if not mine:  # the loop already running picks the new question up
+                yield gr.skip(), gr.skip(), gr.skip()
+                return
+            final = None
+            try:
+                while True:
+                    with session.lock:
+                        if not session.pending:
+                            session.runner = None
+                            break
+                        message, mode = session.pending.popleft()
+                        session.cancel.clear()
+                        epoch = session.epoch
+                        session.shown += [{"role": "user", "content": esc(message)},
+                                          {"role": "assistant", "content": "…"}]
+                        at = len(session.shown) - 1
+                        plain = list(session.plain)
+                    yield session.view(), gr.update(visible=True), gr.skip()
+                    for content, answer in answer_steps(message, plain, mode, session.cancel):
+                        with session.lock:
+                            if session.epoch != epoch:  # "New chat" was pressed
+                                break
+                            session.shown[at] = {"role": "assistant", "content": content}
+                            if answer is not None:
+                                session.plain += [{"role": "user", "content": message},
+                                                  {"role": "assistant", "content": answer.answer}]
+                                final = answer
+                        yield session.view(), gr.skip(), (answer.model_dump() if answer is not None else gr.skip())
+            except BaseException:
+                with session.lock:
+                    if session.runner is token:
+                        session.runner = None
+                session.cancel.set()  # the page went away: stop the model too
+                raise
+            yield session.view(), gr.update(visible=False), (final.model_dump() if final is not None else gr.skip())
+
+        def stop_answer(request: gr.Request):
+            sessions.get(request).cancel.set()
+
+        def new_chat(request: gr.Request):
+            session = sessions.get(request)
+            with session.lock:
+                session.epoch += 1
+                session.shown, session.plain = [], []
+                session.pending.clear()
+            session.cancel.set()
+            return [], [], None, gr.update(visible=False)
+
+        for trigger in (question.submit, ask.click):
+            trigger(enqueue, inputs=[question, mode], outputs=[chatbot, question], queue=False,
+                    trigger_mode="multiple", api_name=False).then(
+                run_queue, outputs=[chatbot, stop, answer_json], trigger_mode="multiple", show_progress="hidden",
+                api_name=False)
+        stop.click(stop_answer, queue=False, api_name=False)
+        clear.click(new_chat, outputs=[chatbot, turns, answer_json, stop], queue=False, api_name=False)
+        chatbot.clear(new_chat, outputs=[chatbot, turns, answer_json, stop], queue=False, api_name=False)
+        examples.click(lambda sample: sample[0] if sample else "", inputs=[examples], outputs=[question],
+                       queue=False, api_name=False)
+        demo.unload(sessions.drop)
+
+        # ---------------------------------------------------------- chat (the API: one question, one answer)
 
         def respond(message: str, history: list, plain: list, mode: str = "quick"):
             message = (message or "").strip()
@@ -208,70 +456,92 @@ def build_blocks(assistant, *, read_only: bool = False, max_upload_bytes: int = 
                 return
             history += [{"role": "user", "content": esc(message)}, {"role": "assistant", "content": "…"}]
             yield history, plain, "", gr.skip()
-            text, final = "", None
-            try:
-                for item in assistant.stream(message, plain[-MAX_HISTORY_TURNS:],
-                                             mode=mode if assistant.generator is not None else None):
-                    if isinstance(item, Answer):
-                        final = item
-                        break
-                    if isinstance(item, ClaimEvent):  # a verified claim: show it with its quote at once
-                        text += (f"{esc(item.text)}<div class='cite-passage streamed-quote'>“{esc(item.citation.quote)}”"
-                                 f" — {esc(item.citation.title)}</div>")
-                    else:
-                        text += esc(item)
-                    history[-1] = {"role": "assistant", "content": text + " ▍"}
-                    yield history, plain, "", gr.skip()
-            except (BadRequest, BackendUnavailable) as exc:  # bad question, or the model is down
-                history[-1] = {"role": "assistant", "content": f"⚠️ {esc(exc)}"}
-                yield history, plain, "", None
-                return
-            if final is None:
-                history[-1] = {"role": "assistant", "content": "⚠️ no answer was produced"}
-                yield history, plain, "", None
-                return
-            history[-1] = {"role": "assistant", "content": answer_html(final, doc_text)}
-            plain += [{"role": "user", "content": message}, {"role": "assistant", "content": final.answer}]
-            yield history, plain, "", final.model_dump()
+            for content, answer in answer_steps(message, plain, mode):
+                history[-1] = {"role": "assistant", "content": content}
+                if answer is not None:
+                    plain += [{"role": "user", "content": message}, {"role": "assistant", "content": answer.answer}]
+                yield history, plain, "", (answer.model_dump() if answer is not None else gr.skip())
 
-        chat_io = dict(fn=respond, inputs=[question, chatbot, turns, mode], outputs=[chatbot, turns, question, answer_json])
-        ask.click(api_name="chat", **chat_io)
-        question.submit(api_name=False, **chat_io)
-        clear.click(lambda: ([], [], None), outputs=[chatbot, turns, answer_json], api_name=False)
+        api_ask.click(respond, inputs=[question, chatbot, turns, mode], outputs=[chatbot, turns, question, answer_json],
+                      api_name="chat")
 
         # ---------------------------------------------------------- documents
 
         def refreshed(status: str = ""):
-            return (documents_html(assistant.documents()), gr.update(choices=doc_choices(), value=None),
-                    header_html(assistant, read_only), status)
+            records = assistant.documents()
+            samples = examples_for(records)
+            return (documents_html(records), gr.update(choices=doc_choices(), value=None),
+                    header_html(assistant, read_only), status,
+                    gr.Dataset(samples=[[q] for q in samples], visible=bool(samples)), gr.update(visible=False))
 
-        doc_outputs = [doc_table, to_delete, header, doc_status]
+        doc_outputs = [doc_table, to_delete, header, doc_status, examples, confirm_box]
 
         def on_upload(path, replace_same_name):
+            """Read the file at once (errors are said at once), then index it as a job, its progress shown."""
             if read_only:
-                return refreshed("⚠️ The server is read-only.")
+                yield refreshed("⚠️ The server is read-only.")
+                return
             if not path:
-                return refreshed()
+                yield refreshed()
+                return
             path = Path(path)
             name = path.name
             try:
-                if path.stat().st_size > max_upload_bytes:
-                    return refreshed(f"⚠️ {esc(name)} is larger than {max_upload_bytes // 2**20} MB.")
-                report = assistant.add_document(path.read_bytes(), name, replace=bool(replace_same_name))
-            except DocumentExists:
-                return refreshed(f"⚠️ A different document named {esc(name)} is already indexed: nothing was "
-                                 "changed. Tick “Replace a document of the same name” and upload again to replace it.")
+                size = path.stat().st_size
+                if size > max_upload_bytes:
+                    yield refreshed(f"⚠️ {esc(name)} is larger than {max_upload_bytes // 2**20} MB.")
+                    return
+                doc = assistant.read_upload(path.read_bytes(), name)
             except LoadError as exc:
-                return refreshed(f"⚠️ Cannot read {esc(name)}: {esc(exc)}")
+                yield refreshed(f"⚠️ Cannot read {esc(name)}: {esc(exc)}")
+                return
             finally:
                 try:
                     os.unlink(path)  # Gradio's copy of the upload is no longer needed
                 except OSError:
                     pass
-            if report.failed:
-                return refreshed(f"⚠️ Cannot read {esc(name)}: {esc(report.failed[0].reason)}")
-            verb = "Added" if report.added else "Updated" if report.updated else "Unchanged:"
-            return refreshed(f"{verb} {esc(name)} ({report.chunks} chunks indexed).")
+            exists = ("⚠️ A different document named {} is already indexed: nothing was changed. Tick “Replace a "
+                      "document of the same name” and upload again to replace it.").format(esc(name))
+            if not replace_same_name and assistant.upload_conflict(doc) is not None:
+                yield refreshed(exists)
+                return
+
+            def work(progress):
+                try:
+                    return assistant.index_upload(doc, bool(replace_same_name), progress).to_dict()
+                except DocumentExists:
+                    raise APIError(409, exists) from None
+
+            job = jobs.submit(name, size, work)
+            while job.state in ("queued", "running"):
+                total = job.total
+                if job.state == "queued":
+                    note = "waiting for another upload to finish"
+                elif total:
+                    note = f"{job.done:,} of {_count(total, 'chunk')} embedded ({100 * job.done // total}%)"
+                else:
+                    note = "reading"
+                yield gr.skip(), gr.skip(), gr.skip(), f"⏳ Indexing {esc(name)}: {note}…", gr.skip(), gr.skip()
+                time.sleep(0.5)
+            if job.state == "failed":
+                yield refreshed(job.error.detail if job.error.status == 409 else f"⚠️ {esc(job.error.detail)}")
+                return
+            report = job.result
+            verb = "Added" if report["added"] else "Updated" if report["updated"] else "Unchanged:"
+            yield refreshed(f"{verb} {esc(name)} ({_count(report['chunks'], 'chunk')} indexed).")
+
+        def ask_delete(doc_id):
+            if read_only:
+                return gr.update(visible=False), "", "⚠️ The server is read-only."
+            if not doc_id:
+                return gr.update(visible=False), "", "Choose a document to delete."
+            try:
+                record = assistant.store.document(doc_id)
+            except Store.DoesNotExist:
+                return gr.update(visible=False), "", "⚠️ That document is already gone."
+            return (gr.update(visible=True),
+                    f"Delete **{esc(record.title)}** ({esc(record.source)}, {_count(record.n_chunks, 'chunk')})? "
+                    "Answers will no longer quote it.", "")
 
         def on_delete(doc_id):
             if read_only:
@@ -284,17 +554,19 @@ def build_blocks(assistant, *, read_only: bool = False, max_upload_bytes: int = 
                 return refreshed("⚠️ That document is already gone.")
             return refreshed(f"Deleted {esc(record.title)} ({esc(record.source)}).")
 
-        upload.upload(on_upload, inputs=[upload, replace], outputs=doc_outputs, api_name=False).then(
-            lambda: None, outputs=[upload], api_name=False)
-        delete.click(on_delete, inputs=[to_delete], outputs=doc_outputs, api_name=False)
+        upload.upload(on_upload, inputs=[upload, replace], outputs=doc_outputs, api_name=False,
+                      show_progress="hidden").then(lambda: None, outputs=[upload], api_name=False)
+        delete.click(ask_delete, inputs=[to_delete], outputs=[confirm_box, confirm_text, doc_status], api_name=False)
+        confirm.click(on_delete, inputs=[to_delete], outputs=doc_outputs, api_name=False)
+        cancel_delete.click(lambda: gr.update(visible=False), outputs=[confirm_box], api_name=False)
         refresh.click(refreshed, outputs=doc_outputs, api_name=False)
         demo.load(refreshed, outputs=doc_outputs, api_name=False)
     return demo
 
 
-def mount_ui(app, assistant, *, read_only: bool = False, max_upload_bytes: int = 20 * 2**20):
+def mount_ui(app, assistant, *, read_only: bool = False, max_upload_bytes: int = 20 * 2**20, jobs=None):
     """Mount the UI at ``/`` of ``app`` (call after the API routes are added, so they win)."""
-    blocks = build_blocks(assistant, read_only=read_only, max_upload_bytes=max_upload_bytes)
+    blocks = build_blocks(assistant, read_only=read_only, max_upload_bytes=max_upload_bytes, jobs=jobs)
     blocks.queue(default_concurrency_limit=4)
     return gr.mount_gradio_app(app, blocks, path="/", footer_links=["api"], run_history=False, css=CSS,
                                max_file_size=max_upload_bytes, ssr_mode=False, mcp_server=False, pwa=False,

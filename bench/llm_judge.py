@@ -31,7 +31,7 @@ from rag import offline  # noqa: E402,F401
 from rag.config import Config  # noqa: E402
 from rag.llm.backends import make_llm, parse_spec  # noqa: E402
 from eval.datasets import halueval_qa, halueval_summarization  # noqa: E402
-from rag.judge.judges import LLMJudge, split_claims  # noqa: E402
+from rag.judge.judges import LLMJudge, aggregate, split_claims  # noqa: E402
 from rag.judge.logprob_judge import CALIBRATION, LogprobJudge  # noqa: E402
 from eval.metrics import balanced_accuracy, roc_auc  # noqa: E402
 
@@ -42,13 +42,27 @@ def read_pairs(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def output_score(judge: LogprobJudge, context: str, output: str) -> tuple[float, int]:
-    claims = split_claims(output)
+def claim_scores(judge: LogprobJudge, context: str, output: str) -> list[float]:
+    """P(yes) of each sentence of ``output`` against its best sentence of ``context``."""
     scores = []
-    for claim in claims:
+    for claim in split_claims(output):
         p = judge.score(claim, judge.evidence_for(claim, context))
         scores.append(0.0 if p is None else p)
-    return (min(scores) if scores else 1.0), len(claims)
+    return scores
+
+
+# How an output's claim scores become its score (chosen on dev rows: --choose-aggregation)
+AGGREGATIONS = {
+    "weakest": lambda s, t: aggregate(s, None, 1.0),
+    "logit-mean": lambda s, t: aggregate(s, None, 0.0),
+    "half-weakest": lambda s, t: aggregate(s, None, 0.5),
+    "share-supported": lambda s, t: sum(x >= t for x in s) / len(s) if s else 1.0,
+}
+
+
+def output_score(judge: LogprobJudge, context: str, output: str) -> tuple[float, int]:
+    scores = claim_scores(judge, context, output)
+    return (min(scores) if scores else 1.0), len(scores)
 
 
 def best_threshold(labels, scores) -> tuple[float, float]:
@@ -95,16 +109,18 @@ def run_pairs(judge, pairs: list[dict], threshold: float, name: str, by_kind: bo
     return row
 
 
-def halueval(judge, task: str, rows: range, threshold: float, cache: Path | None = None) -> list[dict]:
+def halueval(judge, task: str, rows: range, threshold: float, cache: Path | None = None,
+             aggregation: str = "weakest", choose: bool = False) -> list[dict]:
     """Both outputs of each row. With ``cache`` (a JSONL file) every scored output is appended as it is
-    judged and a rerun resumes from it, so a stopped run keeps what it measured."""
+    judged and a rerun resumes from it, so a stopped run keeps what it measured. With ``choose`` (dev
+    rows only) every aggregation is compared and the best (ROC AUC) is returned with its threshold."""
     done: dict[tuple[int, int], dict] = {}
     if cache is not None and cache.is_file():
         for line in cache.read_text().splitlines():
             if line.strip():
                 d = json.loads(line)
                 done[(d["row"], d["label"])] = d
-    labels, scores, lens, claims, seconds = [], [], [], 0, 0.0
+    labels, scores, lens, claims, seconds, per_output = [], [], [], 0, 0.0, []
     source = halueval_summarization(rows) if task == "summarization" else halueval_qa(rows)
     for i, r in zip(rows, source):
         if task == "summarization":
@@ -114,20 +130,29 @@ def halueval(judge, task: str, rows: range, threshold: float, cache: Path | None
             outputs = [f'The answer to "{r["question"]}" is: {a}' for a in (r["right_answer"], r["hallucinated_answer"])]
         for label, out in zip((1, 0), outputs):
             d = done.get((i, label))
-            if d is None:
+            if d is None or "claim_scores" not in d:
                 t0 = time.perf_counter()
-                s, n = output_score(judge, context, out)
-                d = {"row": i, "label": label, "score": s, "claims": n, "seconds": time.perf_counter() - t0}
+                per_claim = claim_scores(judge, context, out)
+                d = {"row": i, "label": label, "claim_scores": per_claim, "claims": len(per_claim),
+                     "seconds": time.perf_counter() - t0}
                 if cache is not None:
                     with cache.open("a") as fh:
                         fh.write(json.dumps(d) + "\n")
             claims += d["claims"]
             seconds += d["seconds"]
             labels.append(label)
-            scores.append(d["score"])
+            scores.append(AGGREGATIONS[aggregation](d["claim_scores"], threshold))
+            per_output.append(d["claim_scores"])
         lens.append((len(outputs[0].split()), len(outputs[1].split())))
         print(f"  {task} row {i}: {claims} claims, {seconds / max(claims, 1):.1f} s/claim", flush=True)
-    out = [report(f"HaluEval {task} rows {rows.start}-{rows.stop - 1}", labels, scores, threshold, claims, seconds)]
+    out = [report(f"HaluEval {task} rows {rows.start}-{rows.stop - 1} ({aggregation})", labels, scores, threshold,
+                  claims, seconds)]
+    if choose:
+        for name, fn in AGGREGATIONS.items():
+            agg_scores = [fn(cs, threshold) for cs in per_output]
+            row = report(f"  aggregation {name}", labels, agg_scores, threshold, 1, 0.0)
+            row["aggregation"] = name
+            out.append(row)
     if task == "summarization":
         keep = [abs(a - b) <= 0.1 * max(a, b, 1) for a, b in lens]
         ml = [lab for i, lab in enumerate(labels) if keep[i // 2]]
@@ -146,6 +171,11 @@ def main() -> None:
     ap.add_argument("--start", type=int, default=2500)
     ap.add_argument("--tasks", default="summarization,qa", help="HaluEval tasks to run, comma-separated")
     ap.add_argument("--out", type=Path, default=None, help="write all figures as JSON here")
+    ap.add_argument("--aggregation", default=None, choices=sorted(AGGREGATIONS),
+                    help="how an output's claim scores combine (default: the calibrated one)")
+    ap.add_argument("--choose-aggregation", action="store_true",
+                    help="compare every aggregation on HaluEval summarization rows from --start (dev rows < 2500 "
+                         "only) and write the best, with its output threshold, to the calibration file")
     ap.add_argument("--cache", type=Path, default=None,
                     help="HaluEval scores per output are appended here (JSONL, one file per task: TASK is replaced); "
                          "a rerun resumes. Scores are not keyed by model: use another file for another --llm")
@@ -170,9 +200,21 @@ def main() -> None:
                                     "seed pairs (test)", by_kind=True)
     if args.halueval:
         rows = range(args.start, args.start + args.halueval)
+        if args.choose_aggregation and args.start + args.halueval > 2500:
+            raise SystemExit("choose on dev rows (< 2500) only")
+        aggregation = args.aggregation or judge.aggregation
         results["halueval"] = [row for task in args.tasks.split(",")
                                for row in halueval(judge, task, rows, judge.threshold,
-                                                   Path(str(args.cache).replace("TASK", task)) if args.cache else None)]
+                                                   Path(str(args.cache).replace("TASK", task)) if args.cache else None,
+                                                   aggregation, args.choose_aggregation and task == "summarization")]
+        if args.choose_aggregation:
+            best = max((r for r in results["halueval"] if "aggregation" in r), key=lambda r: r["auc"])
+            data = json.loads(CALIBRATION.read_text())
+            data["output"] = {"aggregation": best["aggregation"], "threshold": best["best_threshold"],
+                              "auc": best["auc"], "bacc_in_sample": best["bacc_best_in_sample"],
+                              "fitted_on": f"HaluEval summarization rows {rows.start}-{rows.stop - 1} (dev)"}
+            CALIBRATION.write_text(json.dumps(data, indent=2) + "\n")
+            print(f"output aggregation {best['aggregation']} (threshold {best['best_threshold']}) written to {CALIBRATION}")
     if args.out:
         args.out.write_text(json.dumps(results, indent=2))
 

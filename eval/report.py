@@ -86,6 +86,32 @@ def _table_html(rows: list[dict]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+MAX_VERDICT_RECORDS = 500
+
+
+def _verdicts_html(results: list[dict]) -> str:
+    """Per-claim verdicts: each record (an answer or a judged output) opens to its claims, each with
+    the judge's verdict, score and the evidence it was judged against."""
+    shown = [r for r in results if r.get("claims")][:MAX_VERDICT_RECORDS]
+    if not shown:
+        return ""
+    items = []
+    for r in shown:
+        label = f" · label {r['label']}" if "label" in r else ""
+        verdict = "supported" if r.get("supported", r.get("score", 0) >= 0.5) else "unsupported"
+        rows = "".join(
+            f"<tr class=\"{'ok' if c.get('supported') else 'no'}\"><td>{html.escape(str(c.get('claim', '')))}</td>"
+            f"<td>{'yes' if c.get('supported') else 'no'}</td><td>{html.escape(str(c.get('score', '')))}</td>"
+            f"<td>{html.escape(str(c.get('evidence', ''))[:600])}</td></tr>" for c in r["claims"])
+        items.append(f"<details><summary>{html.escape(str(r.get('suite', '')))} · {html.escape(str(r.get('id', '')))}"
+                     f"{html.escape(label)} · {verdict} ({html.escape(str(r.get('score', '')))})</summary>"
+                     f"<table><thead><tr><th>claim</th><th>supported</th><th>score</th><th>evidence judged against"
+                     f"</th></tr></thead><tbody>{rows}</tbody></table></details>")
+    more = len([r for r in results if r.get("claims")]) - len(shown)
+    tail = f"<p>{more} more records in results.jsonl.</p>" if more > 0 else ""
+    return "<h2>Per-claim verdicts</h2>" + "".join(items) + tail
+
+
 def write(out: Path, results: list[dict], summary: dict, plots: dict) -> None:
     """Write the run directory. ``summary`` holds ``config`` and per-suite ``tables``."""
     out.mkdir(parents=True, exist_ok=True)
@@ -109,11 +135,14 @@ def write(out: Path, results: list[dict], summary: dict, plots: dict) -> None:
             figures.append(_svg_curve(spec["points"], title, spec.get("x", ""), spec.get("y", ""),
                                       diagonal=spec["kind"] == "roc"))
     sections = "".join(f"<h2>{html.escape(n)}</h2>{_table_html(rows)}" for n, rows in summary.get("tables", {}).items())
+    sections += _verdicts_html(results)
     defs = "".join(f"<li><b>{html.escape(k)}</b>: {html.escape(DEFINITIONS[k])}</li>" for k in used)
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>Eval report</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em}}
 table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #ccc;padding:4px 8px;font-size:14px}}
-figure{{display:inline-block;margin:0 1em 1em 0}}code{{background:#f4f4f4;padding:2px}}</style></head><body>
+figure{{display:inline-block;margin:0 1em 1em 0}}code{{background:#f4f4f4;padding:2px}}
+tr.no td:nth-child(2){{color:#b91c1c;font-weight:600}}tr.ok td:nth-child(2){{color:#15803d}}
+details{{margin:.3em 0}}summary{{cursor:pointer}}</style></head><body>
 <h1>Eval report</h1><p>Config: <code>{html.escape(json.dumps(summary.get('config', {})))}</code></p>
 {sections}<h2>Plots</h2>{''.join(figures)}<h2>Definitions</h2><ul>{defs}</ul>
 <p>{len(results)} records in results.jsonl.</p></body></html>"""

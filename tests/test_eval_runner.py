@@ -93,3 +93,39 @@ def test_llm_judge_model_is_chosen_apart_from_the_answer_backend(tmp_path, monke
     assert isinstance(judge, LogprobJudge) and isinstance(judge.fallback, LLMJudge)  # JSON verdicts without logprobs
     assert judge.spec == "openai:judge-model"
     assert make_judge("llm", Config(data_dir=tmp_path, llm="openai:answer-model")).spec == "openai:answer-model"
+
+
+def test_html_report_shows_each_claim_with_its_verdict_and_evidence(tmp_path):
+    from eval import report
+
+    results = [{"suite": "pairs", "id": "p1", "label": "unsupported", "score": 0.12, "supported": False,
+                "claims": [{"claim": "NATO gave <b>a</b> timeline.", "supported": False, "score": 0.12,
+                            "evidence": "though no concrete timeline was provided"},
+                           {"claim": "The summit was in July.", "supported": True, "score": 0.91,
+                            "evidence": "The NATO summit in July"}]}]
+    report.write(tmp_path, results, {"config": {}, "tables": {}}, {})
+    page = (tmp_path / "report.html").read_text()
+    assert "Per-claim verdicts" in page and "though no concrete timeline was provided" in page
+    assert "NATO gave &lt;b&gt;a&lt;/b&gt; timeline." in page and "<b>a</b>" not in page
+    assert page.index("NATO gave") < page.index("The summit was in July.")
+
+
+def test_the_llm_judge_splits_outputs_into_sentences_without_asking_the_model():
+    from rag.judge.logprob_judge import LogprobJudge
+
+    class CountingLLM:
+        calls = 0
+
+        def next_token_logprobs(self, messages):
+            CountingLLM.calls += 1
+            return {"yes": -0.1, "no": -2.5}
+
+    judge = LogprobJudge(CountingLLM())
+    claims = judge.split("The summit was in July. Zelenskyy spoke to Sky News. He wants NATO protection.")
+    assert claims == ["The summit was in July.", "Zelenskyy spoke to Sky News.", "He wants NATO protection."]
+    assert CountingLLM.calls == 0
+    from rag.judge.judges import judge_output
+
+    score, verdicts = judge_output("The summit was in July. Zelenskyy spoke to Sky News.", "The summit was in July.",
+                                   judge)
+    assert CountingLLM.calls == 1 and len(verdicts) == 1 and 0.9 < score < 1.0

@@ -105,6 +105,8 @@ def judge_output(context: str | list[str], output: str, judge: Judge | None = No
         verdicts = [judge.judge(c, context) for c in claims]
     for claim, v in zip(claims, verdicts):
         v.claim = claim
+    if hasattr(judge, "aggregate_output"):
+        return judge.aggregate_output([v.score for v in verdicts]), verdicts
     model = getattr(judge, "model", {}) or {}
     weights = [float(len(tokenize(v.claim))) for v in verdicts]
     return aggregate([v.score for v in verdicts], weights, model.get("min_weight", 1.0)), verdicts

@@ -40,7 +40,7 @@ from llama_index.core.base.llms.types import ChatMessage, MessageRole
 from rag.index.lexical import tokenize
 from rag.index.sentences import sentence_spans
 
-from rag.judge.judges import LLMJudge, Verdict
+from rag.judge.judges import LLMJudge, Verdict, aggregate, split_claims
 
 PROMPT = "Sentence: {evidence}\nClaim: {claim}\nDoes the sentence support every part of the claim? Answer yes or no."
 CALIBRATION = Path(__file__).resolve().parents[1] / "data" / "logprob_judge_calibration.json"
@@ -136,6 +136,14 @@ def load_threshold(path: Path = CALIBRATION) -> float:
         return 0.5
 
 
+def load_aggregation(path: Path = CALIBRATION) -> str:
+    try:
+        name = json.loads(path.read_text())["output"]["aggregation"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return "weakest"
+    return name if name in ("weakest", "half-weakest", "logit-mean") else "weakest"
+
+
 class LogprobJudge:
     """``judge(claim, evidence)`` from a model's yes/no probabilities (see the module docstring)."""
 
@@ -146,12 +154,20 @@ class LogprobJudge:
         self.threshold = load_threshold() if threshold is None else threshold
         self.max_words = max_words
         self.fallback = fallback or LLMJudge(llm)
+        self.aggregation = load_aggregation()
         self.model = {"threshold": self.threshold, "min_weight": 1.0}
         self.calls = 0
         self._no_logprobs = False
 
     def split(self, output: str) -> list[str]:
-        return self.fallback.split(output)
+        """An output's claims are its sentences: no generation (the model's JSON decomposition cost a
+        generation per output and evicted the document's cached prefix: 51 s a claim)."""
+        return split_claims(output)
+
+    def aggregate_output(self, scores: list[float]) -> float:
+        """An output's score from its claims' (``aggregation``, chosen on HaluEval dev rows by
+        ``bench/llm_judge.py --choose-aggregation``; the weakest claim until then)."""
+        return aggregate(scores, None, {"weakest": 1.0, "half-weakest": 0.5, "logit-mean": 0.0}[self.aggregation])
 
     def score(self, claim: str, evidence: str) -> float | None:
         """P(supported) for ``claim`` against already selected ``evidence`` text (None: no logprobs)."""

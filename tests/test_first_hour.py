@@ -5,6 +5,7 @@ on /v1, usage that counts what a model read, search over HTTP, titles without th
 from __future__ import annotations
 
 import socket
+import time
 import subprocess
 import sys
 from pathlib import Path
@@ -102,3 +103,78 @@ def test_search_over_http_gives_passages_with_exact_offsets(client):
     assert any("July" in p["text"] for p in passages)
     assert client.get("/api/search", params={"q": "   "}).status_code == 422
     assert client.get("/api/search").status_code == 422
+
+
+# ------------------------------------------------------------------ uploads as jobs
+
+
+@pytest.fixture(scope="module")
+def job_client(tmp_path_factory):
+    """A server whose uploads over 2,000 words are indexed as jobs."""
+    from rag.serve.app import create_app
+
+    with TestClient(create_app(seeded_assistant(tmp_path_factory.mktemp("jobs")), ui=False,
+                               upload_job_words=2000)) as c:
+        yield c
+
+
+def ledger(lines: int) -> bytes:
+    return "".join(f"Entry {i}: harbour crane {i % 17} of the Kestrabay port lifted {i * 7} containers on "
+                   f"day {i % 30} of the season, and the night shift logged {i % 11} delays.\n"
+                   for i in range(lines)).encode()
+
+
+def wait_for_job(client, url: str, seconds: float = 300) -> tuple[dict, list[tuple[int, int | None]]]:
+    seen, deadline = [], time.monotonic() + seconds
+    while True:
+        job = client.get(url).json()
+        seen.append((job["progress"]["chunks_embedded"], job["progress"]["chunks_total"]))
+        if job["state"] in ("done", "failed"):
+            return job, seen
+        assert time.monotonic() < deadline, job
+        time.sleep(0.1)
+
+
+def test_a_long_upload_is_a_job_with_progress_while_questions_are_answered(job_client):
+    client = job_client
+    started = client.post("/api/documents", files={"file": ("ledger.txt", ledger(1500))})
+    assert started.status_code == 202, started.text
+    job = started.json()
+    assert job["state"] in ("queued", "running") and started.headers["location"] == job["status_url"]
+    # a different file under the same name, sent while the first is indexed: its job says 409
+    clash = client.post("/api/documents?async=true", files={"file": ("ledger.txt", b"A short other ledger.")})
+    assert clash.status_code == 202, clash.text
+    # questions keep being answered meanwhile
+    asked = client.post("/api/ask", json={"question": "When was the NATO summit?"})
+    assert asked.status_code == 200 and asked.json()["citations"]
+    assert client.get(job["status_url"]).json()["state"] in ("queued", "running")  # answered during the job
+    done, seen = wait_for_job(client, job["status_url"])
+    assert done["state"] == "done" and done["error"] is None, done
+    total = done["progress"]["chunks_total"]
+    assert total > 100 and done["progress"]["chunks_embedded"] == total and done["progress"]["fraction"] == 1.0
+    assert any(0 < embedded < total for embedded, _ in seen), seen  # progress was seen between start and end
+    result = done["result"]
+    assert result["added"] == ["upload:ledger.txt"] and result["chunks"] == total and result["doc_id"]
+    listed = {d["doc_id"]: d for d in client.get("/api/documents").json()["documents"]}
+    assert listed[result["doc_id"]]["chunks"] == total
+    failed, _ = wait_for_job(client, clash.json()["status_url"])
+    assert failed["state"] == "failed" and failed["result"] is None
+    assert failed["error"]["status"] == 409 and "replace=true" in failed["error"]["detail"]
+    assert "Entry 0:" in client.get(f"/api/documents/{result['doc_id']}").json()["text"]  # nothing was replaced
+
+
+def test_upload_job_on_request_and_its_refusals(job_client):
+    client = job_client
+    r = client.post("/api/documents?async=true", files={"file": ("short-note.txt", b"The Lisbon office closes at 6 pm.")})
+    assert r.status_code == 202
+    done, _ = wait_for_job(client, r.json()["status_url"], 60)
+    assert done["state"] == "done" and done["result"]["added"] == ["upload:short-note.txt"]
+    # what can be refused at once is refused at once, never as a job
+    assert client.post("/api/documents?async=true", files={"file": ("x.exe", b"MZ")}).status_code == 415
+    assert client.post("/api/documents?async=true", files={"file": ("empty.txt", b"  ")}).status_code == 422
+    taken = client.post("/api/documents?async=true", files={"file": ("short-note.txt", b"Other content.")})
+    assert taken.status_code == 409
+    # async=false waits even for a long text
+    r = client.post("/api/documents?async=false", files={"file": ("small-ledger.txt", ledger(200))})
+    assert r.status_code == 200 and r.json()["added"] == ["upload:small-ledger.txt"]
+    assert client.get("/api/jobs/not-a-job").status_code == 404

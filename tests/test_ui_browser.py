@@ -5,6 +5,7 @@ inside a document is shown as text and never runs."""
 from __future__ import annotations
 
 import os
+import re
 from urllib.parse import urlparse
 
 import pytest
@@ -82,6 +83,7 @@ def test_seed_question_answer_with_citation_card(page, url, tmp_path):
     assert len(passage) > len(quote) + 100  # the quote is shown inside its surrounding text
     assert "Zelenskyy" in card.locator(".cite-head").inner_text()
     assert SEED_ARTICLE.name in card.locator(".cite-source").inner_text()
+    assert "quote verified verbatim" in card.inner_text() and "score" not in card.inner_text()  # what was checked
     assert "[1]" in page.locator("#chat .message.bot, #chat [data-testid='bot']").last.inner_text()
     page.screenshot(path=str(tmp_path / "ui.png"))
     assert page.outside_requests == []
@@ -144,3 +146,43 @@ def test_a_browser_without_the_key_is_asked_for_it_then_sees_the_chat(browser, t
             assert key not in page.url  # the key left the address bar once the cookie was set
         finally:
             context.close()
+
+
+def test_documents_panel_shows_upload_progress_details_examples_and_confirms_deletes(page, url, tmp_path):
+    """An upload shows its progress (chunks embedded) while it is indexed; the list gives type, size and
+    date with counts in the right number; the examples follow the documents; delete asks first."""
+    doc = tmp_path / "kestrabay-ledger.txt"
+    doc.write_text("Kestrabay port ledger\n" + "".join(
+        f"Entry {i}: harbour crane {i % 17} of the Kestrabay port lifted {i * 7} containers on day {i % 30} of the "
+        f"season, and the night shift logged {i % 11} delays.\n" for i in range(500)), encoding="utf-8")
+    page.goto(url)
+    page.wait_for_selector("#question textarea", timeout=60_000)
+    page.get_by_text("Documents", exact=True).first.click()
+    page.set_input_files("#upload input[type=file]", str(doc))
+    page.wait_for_function("document.querySelector('#doc-status')?.innerText.includes('chunks embedded')",
+                           timeout=60_000)
+    page.wait_for_function("document.querySelector('#doc-status')?.innerText.includes('Added')", timeout=300_000)
+    row = page.locator("#doc-table tr", has_text="Kestrabay port ledger").inner_text()
+    assert "Text" in row and "KB" in row and "UTC" in row and "upload:kestrabay-ledger.txt" in row
+    assert " chunks." in page.inner_text("#doc-table") and "1 documents" not in page.inner_text("#header")
+    example = "What are the main points of “Kestrabay port ledger”?"
+    page.locator("#examples").get_by_text(example).click()
+    page.wait_for_function(f"document.querySelector('#question textarea').value === {example!r}", timeout=10_000)
+
+    page.click("#delete-choice input")
+    page.get_by_role("option", name="Kestrabay port ledger — upload:kestrabay-ledger.txt").click()
+    page.click("#delete")
+    page.wait_for_selector("#delete-confirm", state="visible", timeout=10_000)
+    assert "Kestrabay port ledger" in page.inner_text("#delete-confirm")
+    page.click("#delete-cancel")
+    page.wait_for_selector("#delete-confirm", state="hidden", timeout=10_000)
+    assert "Kestrabay port ledger" in page.inner_text("#doc-table")  # nothing deleted without the yes
+    page.click("#delete")
+    page.wait_for_selector("#delete-confirm", state="visible", timeout=10_000)
+    page.click("#delete-yes")
+    page.wait_for_function("document.querySelector('#doc-status')?.innerText.includes('Deleted')", timeout=30_000)
+    assert "Kestrabay port ledger" not in page.inner_text("#doc-table")
+    counts = page.inner_text("#doc-table").strip().splitlines()[-1]
+    assert re.fullmatch(r"(1 document|\d+ documents), (1 chunk|\d+ chunks)\.", counts), counts
+    assert not re.search(r"\b1 (documents|chunks)\b", counts)
+    assert example not in page.inner_text("#examples")

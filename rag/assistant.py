@@ -18,7 +18,7 @@ import numpy as np
 
 from rag.config import Config
 from rag.index.embeddings import default_embedding
-from rag.answer.extractive.scoring import Candidate, SentenceEmbeddings, candidates, choose
+from rag.answer.extractive.scoring import Candidate, SentenceEmbeddings, candidates, choose, related_sentence
 from rag.answer.extractive.premises import missing_entities, premise_verdict
 from rag.answer.followup import rewrite
 from rag.index.ingest import Indexer, IngestReport
@@ -231,7 +231,7 @@ class Assistant:
         """The extractive Answer from ranked and chosen sentences: abstention with the closest related
         sentence, a contradicted premise, a "No." to a yes/no question, or the chosen sentences."""
         if not chosen:
-            related = ranked[0] if ranked and ranked[0].features.get("coverage", 1.0) > 0 else None
+            related = related_sentence(ranked)  # only one that shares the question's words and meaning
             text = "The documents do not answer this question."
             cites = []
             if related:

@@ -6,16 +6,23 @@ chunk is silently truncated). A sentence longer than that is cut at word
 boundaries. Consecutive chunks share up to ``overlap_wordpieces`` of
 trailing sentences. Every chunk is a llama-index ``TextNode`` whose text is
 exactly ``document.text[start_char_idx:end_char_idx]``.
+
+Headings are found once, on the whole document (those a converter marked, see ``rag.index.markup``,
+plus lines that look like headings, ``rag.index.sentences.heading_spans``), and every chunk carries
+``headings`` (the spans of those inside it, "start-end;...") and ``section`` (the text of the last
+heading before it): an answer never quotes a heading, and a heading lends its words to the sentences
+under it.
 """
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
 
 from llama_index.core.schema import Document, NodeRelationship, RelatedNodeInfo, TextNode
 
 from rag.index.embeddings import MAX_WORDPIECES, load_tokenizer
-from rag.index.sentences import Span, sentence_spans
+from rag.index.sentences import Span, format_heading_spans, heading_spans, sentence_spans
 
 DEFAULT_MAX_WORDPIECES = 200
 DEFAULT_OVERLAP_WORDPIECES = 40
@@ -86,10 +93,15 @@ def chunk_spans(text: str, max_wordpieces: int = DEFAULT_MAX_WORDPIECES,
 
 def chunk_document(doc: Document, max_wordpieces: int = DEFAULT_MAX_WORDPIECES,
                    overlap_wordpieces: int = DEFAULT_OVERLAP_WORDPIECES) -> list[TextNode]:
-    """Split a Document into TextNodes carrying doc_id, source, title, offsets."""
+    """Split a Document into TextNodes carrying doc_id, source, title, offsets, headings and section."""
     meta = doc.metadata
+    headings = document_headings(doc.text, meta.get("headings"))
+    starts = [h.start for h in headings]
     nodes = []
     for index, (start, end) in enumerate(chunk_spans(doc.text, max_wordpieces, overlap_wordpieces)):
+        first = bisect.bisect_left(starts, start)
+        inside = [h for h in headings[first:bisect.bisect_left(starts, end)] if h.end <= end]
+        above = headings[first - 1] if first else None
         node = TextNode(
             id_=f"{meta['doc_id']}:{meta['doc_hash'][:12]}:{index:05d}",
             text=doc.text[start:end],
@@ -103,8 +115,17 @@ def chunk_document(doc: Document, max_wordpieces: int = DEFAULT_MAX_WORDPIECES,
                 "chunk_index": index,
                 "start": start,
                 "end": end,
+                "headings": format_heading_spans(inside),
+                "section": above.text(doc.text) if above else "",
             },
         )
         node.relationships[NodeRelationship.SOURCE] = RelatedNodeInfo(node_id=meta["doc_id"])
         nodes.append(node)
     return nodes
+
+
+def document_headings(text: str, marked=None) -> list[Span]:
+    """The headings of a document: the spans its converter marked (``marked``: (start, end) pairs) and the
+    lines that look like headings, in document order."""
+    spans = {(int(a), int(b)) for a, b in (marked or [])} | {(h.start, h.end) for h in heading_spans(text)}
+    return [Span(a, b) for a, b in sorted(spans)]

@@ -26,6 +26,7 @@ _TIGHT = {ITEM, ROW, CODE}  # kinds whose consecutive blocks are joined by one l
 class Block:
     text: str
     kind: str = PARA
+    group: int = 0  # rows of one table share a group; another table starts a new paragraph
 
 
 def join_blocks(blocks: list[Block]) -> tuple[str, list[tuple[int, int]]]:
@@ -39,14 +40,14 @@ def join_blocks(blocks: list[Block]) -> tuple[str, list[tuple[int, int]]]:
         if not text:
             continue
         if parts:
-            sep = "\n" if block.kind == previous and block.kind in _TIGHT else "\n\n"
+            sep = "\n" if (block.kind, block.group) == previous and block.kind in _TIGHT else "\n\n"
             parts.append(sep)
             size += len(sep)
         if block.kind == HEADING:
             headings.append((size, size + len(text)))
         parts.append(text)
         size += len(text)
-        previous = block.kind
+        previous = (block.kind, block.group)
     return "".join(parts), headings
 
 
@@ -256,7 +257,7 @@ def markdown_text(source: str) -> tuple[str, str | None, list[tuple[int, int]]]:
             while i < len(lines) and lines[i].strip() and "|" in lines[i]:
                 rows.append(_table_row(lines[i]))
                 i += 1
-            blocks += [Block(row, ROW) for row in table_lines(rows, header=True)]
+            blocks += [Block(row, ROW, len(blocks)) for row in table_lines(rows, header=True)]
             continue
         if _REFDEF.match(line):
             i += 1
@@ -464,7 +465,7 @@ class HTMLBlocks:
             else:
                 if caption:
                     self.blocks.append(Block(caption, PARA))
-                self.blocks += [Block(line, ROW) for line in lines]
+                self.blocks += [Block(line, ROW, len(self.blocks)) for line in lines]
             return
         if self.tables:
             table = self.tables[-1]
@@ -554,7 +555,7 @@ def docx_text(document) -> tuple[str, list[tuple[int, int]]]:
                     seen.add(id(cell._tc))
                     cells.append(cell.text)
                 rows.append(cells)
-            blocks += [Block(line, ROW) for line in table_lines(rows)]
+            blocks += [Block(line, ROW, len(blocks)) for line in table_lines(rows)]
             continue
         text = part.text.strip()
         if not text:

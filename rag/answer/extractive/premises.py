@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from rag.answer.extractive.question_kinds import QUESTION_WORDS
+from rag.answer.extractive.question_kinds import question_names  # noqa: F401  (imported from here too)
 from rag.answer.extractive.scoring import focus_terms
 from rag.index.lexical import tokenize
 
@@ -15,7 +15,6 @@ YES_NO = re.compile(r"^\s*(?:does|do|did|is|are|was|were|would|will|can|could|ha
 REPORTING = re.compile(r"\b(?:say|said|tell|told|mention|mentioned|think|thought|describe|stated?)\b.*\babout\b", re.I)
 PRESUPPOSING = re.compile(r"^\s*(?:why|how come|what made|what led)\b", re.I)
 _PREFIXES = ("ir", "un", "in", "im", "il", "non", "dis")
-_WH = frozenset("what who whom whose which when where why how and but so or then".split())
 # Opposite pairs beyond prefixes (stems, either direction): the question says one, the sentence the other.
 ANTONYMS = [(r"dropp?(?:ed|ing|s)?", r"continu\w*"), (r"abandon\w*", r"continu\w*"), (r"support\w*", r"oppos\w*"),
             (r"accept\w*", r"reject\w*"), (r"agree[sd]?", r"refus\w*"), (r"allow\w*", r"bann?(?:ed|s)?"),
@@ -40,19 +39,10 @@ def _antonym_flip(question: str, sentence: str) -> bool:
     return False
 
 
-def question_names(question: str) -> list[str]:
-    """Capitalised words of the question (not its first word), as :func:`missing_entities` reads them."""
-    words = re.findall(r"(?<!^)(?<![.?!]\s)\b([A-Z][A-Za-z]{1,}|[A-Z]{2,})\b", question.strip())
-    skip = QUESTION_WORDS | _WH | {"i", "not"}
-    return [w for w in dict.fromkeys(words) if w.lower() not in skip]
-
-
 def missing_entities(question: str, context: str) -> list[str]:
     """Capitalised names in the question (not its first word) that the retrieved text never mentions."""
-    words = re.findall(r"(?<!^)(?<![.?!]\s)\b([A-Z][A-Za-z]{1,}|[A-Z]{2,})\b", question.strip())
     low = context.lower()
-    skip = QUESTION_WORDS | _WH | {"i", "not"}
-    return [w for w in dict.fromkeys(words) if w.lower() not in low and w.lower() not in skip]
+    return [w for w in question_names(question) if w.lower() not in low]
 
 
 def premise_verdict(question: str, sentence: str, idf: dict[str, float]) -> str | None:

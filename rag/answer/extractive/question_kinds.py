@@ -15,7 +15,7 @@ QUESTION_WORDS = frozenset(tokenize(
     "give example name happen happened think thought stated state"))
 MONTHS = r"(?:January|February|March|April|May|June|July|August|September|October|November|December)"
 DATE = re.compile(rf"\b(?:{MONTHS}|(?:1[6-9]|20)\d\d|yesterday|today|tomorrow|last (?:week|month|year)|"
-                  r"(?:Mon|Tues|Wednes|Thurs|Fri|Satur|Sun)day|spring|summer|autumn|winter|earlier this year)\b")
+                  r"(?:Mon|Tues|Wednes|Thurs|Fri|Satur|Sun)days?|spring|summer|autumn|winter|earlier this year)\b")
 NUMBER = re.compile(r"\b(?:\d[\d,.]*|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|"
                     r"dozen|hundred|thousand|million|billion)\b", re.I)
 NAME = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-z]+(?:\s+[A-Z][a-z]+)*")
@@ -38,6 +38,12 @@ ORG_NOUNS = frozenset(
 PLACE_NOUNS = frozenset(
     "country countries city cities town towns state states place places region regions nation nations capital "
     "county village island peninsula continent area venue stadium".split())
+# A role named instead of a person ("your line manager", "the finance team"): a fair answer to "who"
+ROLE_NOUNS = PERSON_NOUNS | frozenset(
+    "team department committee board desk helpdesk staff lead head owner officer coordinator administrator "
+    "assistant supervisor chair secretary managers panel".split())
+ROLE = re.compile(r"\b(?i:the|your|our|their|his|her|its|each|every)\s+(?:[a-z][\w-]*\s+){0,2}?"
+                  rf"(?:{'|'.join(sorted(ROLE_NOUNS, key=len, reverse=True))})s?\b")
 _AUX = (r"(?:is|was|are|were|did|does|do|has|had|have|will|would|could|can|should|might|may|must|else|"
         r"happened|happens|made|makes|caused|led)\b")
 _KIND_NOUN = re.compile(rf"\b(?:which|what)\s+(?P<nouns>(?!{_AUX})[\w’'-]+(?:\s+(?!{_AUX})[\w’'-]+)?)", re.I)
@@ -76,10 +82,15 @@ NAME_RUN = re.compile(rf"\b{_CAP}(?:(?:\s+|-)(?:(?:of|the|de|da|van|von|der|al|b
                       r"(?:\s+\d{1,3}\b(?![,.]\d))?")
 YEAR = re.compile(r"\b(?:1[5-9]\d\d|20\d\d)s?\b")
 MONTH_DATE = re.compile(rf"\b(?:\d{{1,2}}(?:-\d{{1,2}})?\s+)?{MONTHS}(?:\s+\d{{1,2}}(?:st|nd|rd|th)?)?(?:,?\s+\d{{4}})?\b")
-DAY = re.compile(r"\b(?:Mon|Tues|Wednes|Thurs|Fri|Satur|Sun)day\b")
+DAY = re.compile(r"\b(?:Mon|Tues|Wednes|Thurs|Fri|Satur|Sun)days?\b")  # "on Fridays" too
+CLOCK = re.compile(r"\b(?:[01]?\d|2[0-3])(?:[:.][0-5]\d)?\s?(?:am|pm|a\.m\.|p\.m\.)(?!\w)|\b(?:[01]?\d|2[0-3]):[0-5]\d\b|"
+                   r"\b(?:noon|midday|midnight)\b", re.I)
+# a recurring or coming occasion: "each month", "every Friday", "with the next monthly salary"
+RECURRING = re.compile(r"\b(?:every|each|next|following)\s+(?:[a-z]+\s+)?(?:day|week|fortnight|month|quarter|year|"
+                       r"morning|afternoon|evening|night|weekend|meeting|payday|salary|payroll)s?\b", re.I)
 RELATIVE_DATE = re.compile(r"\b(?:yesterday|today|tomorrow|last (?:week|month|year)|next (?:week|month|year)|"
                            r"earlier this year|this year|in the (?:late|early|mid-)?\s?\d{4}s)\b", re.I)
-TEMPORAL_CLAUSE = re.compile(r"\b(?:after|before|until|once|following|during)\s+(?:the\s+|a\s+|an\s+)?[a-z][^,.;:!?]{2,60}")
+TEMPORAL_CLAUSE = re.compile(r"\b(?:after|before|until|once|following|during)\s+(?:the\s+|a\s+|an\s+)?[a-z0-9][^,.;:!?]{2,60}")
 QUANTITY = re.compile(
     r"(?:[$£€¥]\s?)?\b\d[\d,]*(?:\.\d+)?(?:\s?(?:%|per ?cent|bn|m|k|million|billion|trillion|thousand|hundred)\b|%)?"
     r"(?:\s(?:seconds?|minutes?|hours?|days?|weeks?|months?|years?|km|kilometres?|miles?|metres?|kg|tonnes?|"
@@ -109,6 +120,9 @@ def answer_type(question: str) -> str | None:
     if re.search(r"\bhow (?:many|much|old|far|big|tall|often)\b|\bwhat (?:number|percentage|share|"
                  r"proportion|amount|sum|price|age|score)\b|\bby how much\b", low):
         return "number"
+    if re.search(r"\bwhat(?:’s|'s| is| was| are| were| will be)\s+(?:the\s+|its\s+|their\s+|his\s+|her\s+)?"
+                 r"(?:\w+\s+)?(?:budget|cost|price|fee|salary|revenue|turnover|rent|allowance|weight)s?\b", low):
+        return "number"  # "What is the budget of Project Heron?", "What is the daily meal allowance?"
     if re.search(r"\b(?:what|which|in what|in which)\s+year\b", low):
         return "year"
     if re.search(r"\b(?:what|which|in what|in which)\s+month\b", low):
@@ -139,6 +153,16 @@ def answer_type(question: str) -> str | None:
     if re.search(r"^\W*(?:(?:and|so|but)\s+)?(?:who|whom|whose)\b|^\W*(?:in|by|for|from|with|to) whom\b", low):
         return "who"
     return None
+
+
+_WH = frozenset("what who whom whose which when where why how and but so or then".split())
+
+
+def question_names(question: str) -> list[str]:
+    """Capitalised words of the question (not its first word): the names it asks about."""
+    words = re.findall(r"(?<!^)(?<![.?!]\s)\b([A-Z][A-Za-z]{1,}|[A-Z]{2,})\b", question.strip())
+    skip = QUESTION_WORDS | _WH | {"i", "not"}
+    return [w for w in dict.fromkeys(words) if w.lower() not in skip]
 
 
 @dataclass(frozen=True)
@@ -189,7 +213,7 @@ def _name_spans(sentence: str) -> tuple[tuple[int, int, str], ...]:
                 continue
         names = text.split()
         before = sentence[max(0, start - 30):start]
-        if re.fullmatch(rf"{MONTHS}|(?:Mon|Tues|Wednes|Thurs|Fri|Satur|Sun)day", text):
+        if re.fullmatch(rf"{MONTHS}|(?:Mon|Tues|Wednes|Thurs|Fri|Satur|Sun)days?", text):
             continue  # dates are not names
         if names[-1] in ("Republic", "Kingdom", "States", "Islands", "Emirates", "Federation") and len(names) > 1:
             flavour = "country"
@@ -226,15 +250,19 @@ def _kind_spans(sentence: str, kind: str) -> list[tuple[int, int, float]]:
     if kind == "date":
         spans = [(m.start(), m.end(), 1.0) for m in MONTH_DATE.finditer(sentence)]
         spans += [(m.start(), m.end(), 0.9) for m in DAY.finditer(sentence)]
+        spans += [(m.start(), m.end(), 0.9) for m in CLOCK.finditer(sentence)]
         spans += [(m.start(), m.end(), 0.9) for m in YEAR.finditer(sentence)
                   if not any(s <= m.start() < e for s, e, _ in spans)]
         spans += [(m.start(), m.end(), 0.7) for m in RELATIVE_DATE.finditer(sentence)]
         spans += [(m.start(), m.end(), 0.6) for m in TEMPORAL_CLAUSE.finditer(sentence)]
+        spans += [(m.start(), m.end(), 0.6) for m in RECURRING.finditer(sentence)]
         return spans
-    if kind == "duration":
-        return [(m.start(), m.end(), 1.0 if re.search(r"(?i)seconds?|minutes?|hours?|days?|weeks?|months?|years?|"
-                                                      r"\d:\d\d", m.group(0)) else 0.5)
-                for m in QUANTITY.finditer(sentence) if not YEAR.fullmatch(m.group(0).strip())]
+    if kind == "duration":  # "how long", "what time": a length of time, a race time or a time of day
+        spans = [(m.start(), m.end(), 0.9) for m in CLOCK.finditer(sentence)]
+        return spans + [(m.start(), m.end(), 1.0 if re.search(r"(?i)seconds?|minutes?|hours?|days?|weeks?|months?|"
+                                                              r"years?|\d:\d\d", m.group(0)) else 0.5)
+                        for m in QUANTITY.finditer(sentence) if not YEAR.fullmatch(m.group(0).strip())
+                        and not any(a <= m.start() < b for a, b, _ in spans)]
     if kind == "number":
         spans = []
         for m in QUANTITY.finditer(sentence):
@@ -246,12 +274,15 @@ def _kind_spans(sentence: str, kind: str) -> list[tuple[int, int, float]]:
             spans.append((m.start(), m.end(), 1.0 if re.search(r"\d", text) else 0.8))
         return spans
     fits = _FIT[kind]
-    spans = []
+    spans = [(m.start(), m.end(), 0.6) for m in ROLE.finditer(sentence)] if kind == "who" else []
     for start, end, flavour in _name_spans(sentence):
         fit = fits.get(flavour, 0.0)
         before = sentence[max(0, start - 16):start]
         if kind == "place" and re.search(r"\b(?:in|at|to|from|near|outside)\s+(?:the\s+)?$", before):
             fit = min(1.0, fit + 0.2)
+        if kind in ("who", "person") and flavour != "person" and \
+                re.search(r"\b(?:in|at|near|outside|inside|into|across)\s+(?:the\s+)?$", before):
+            fit = min(fit, 0.3)  # "in the Porto office": a place, not who did it
         if kind == "city" and re.search(r"(?:\b(?:in|at|near|outside|city of|town of)\s+|\bcapital,\s+)$", before):
             fit = min(1.0, fit + 0.55)
         if fit > 0:
@@ -315,8 +346,9 @@ def typed_spans(sentence: str, kind: str | None, question: str) -> list[TypedSpa
         if kind in ("number", "duration", "year", "month", "date"):
             if text.lower() in q_low:
                 continue
-        elif not stems or text.lower() in q_names or (len(stems) > 1 and all(s in q_stems for s in stems)):
-            continue  # the question's own name ("Zelenskyy" for "Who interviewed Zelenskyy?")
+        elif not stems or text.lower() in q_names or ((len(stems) > 1 or kind == "who") and
+                                                      all(s in q_stems for s in stems)):
+            continue  # the question's own name ("Zelenskyy" for "Who interviewed Zelenskyy?") or role ("the chair")
         first = sum(1 for p, _ in word_pos if p < start)
         last = sum(1 for p, _ in word_pos if p < end) - 1
         nearest: dict[str, int] = {}  # each question word found outside the span: its nearest distance

@@ -65,7 +65,12 @@ def test_two_column_page_and_table(read):
     last = read.text[read.page_starts[-1]:]
     for para in paragraphs[:3]:
         assert para.encode("latin-1", "replace").decode("latin-1") in last
-    assert "Northern Europe 4.1 million euros Ines Duarte" in last
+    # a table row is one sentence naming its columns, and its cells keep their boxes
+    row = "Northern Europe — Quarterly sales: 4.1 million euros; Owner: Ines Duarte."
+    assert row in last
+    start = read.text.index(row)
+    boxed = {read.text[s:e] for s, e, *_ in read.layout.words[-1] if start <= s < start + len(row)}
+    assert {"Northern", "Europe", "4.1", "Ines", "Duarte"} <= boxed and "Quarterly" not in boxed
 
 
 def _yellow(png: bytes) -> np.ndarray:

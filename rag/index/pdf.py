@@ -36,6 +36,7 @@ class Line:
     chars: list[str]
     boxes: list[tuple[float, float, float, float] | None]
     size: float = 0.0  # font size (0: unknown)
+    standalone: bool = False  # a paragraph of its own (a table row made into a sentence)
 
     @property
     def text(self) -> str:
@@ -242,7 +243,76 @@ def _column_right(line: Line, lines: list[Line], page_right: float) -> float:
     return same[(3 * len(same)) // 4] if len(same) >= 3 else page_right
 
 
+def _cells(line: Line) -> list[tuple[int, int]]:
+    """(start, end) character ranges of the line's cells: runs separated by a horizontal gap wider
+    than the line's height (a word space is a quarter of it)."""
+    height = max(line.bottom - line.top, 1.0)
+    cells, start, last_right = [], None, None
+    for i, box in enumerate(line.boxes):
+        if box is None:
+            continue
+        if start is None:
+            start = i
+        elif box[0] - last_right > 0.9 * height:
+            end = i
+            while end > start and line.chars[end - 1] == " ":
+                end -= 1
+            cells.append((start, end))
+            start = i
+        last_right = box[2]
+    if start is not None:
+        cells.append((start, len(line.chars)))
+    return cells
+
+
+def _aligned(a: list[float], b: list[float]) -> bool:
+    return len(a) == len(b) and all(abs(x - y) < 14 for x, y in zip(a, b))
+
+
+def tables_to_sentences(page: PageLines) -> None:
+    """Runs of two or more lines split into the same aligned cells are a table: each row becomes one
+    sentence that names its columns ("Northern Europe — Quarterly sales: 4.1 million euros; Owner: Ines
+    Duarte."), its own paragraph. The cells' characters keep their boxes (the column names added to a
+    row have none), so a quote of a row is highlighted on the page."""
+    from rag.index.markup import table_lines
+
+    lines, out, i = page.lines, [], 0
+    while i < len(lines):
+        cells = _cells(lines[i])
+        j = i + 1
+        if len(cells) >= 2:
+            starts = [lines[i].boxes[c[0]][0] for c in cells]
+            while j < len(lines):
+                nxt = _cells(lines[j])
+                if not _aligned(starts, [lines[j].boxes[c[0]][0] for c in nxt]):
+                    break
+                j += 1
+        lengths = [b - a for line in lines[i:j] for a, b in _cells(line)]
+        if j - i < 2 or len(cells) < 2 or max(lengths) > 60 or sum(lengths) / len(lengths) > 30:
+            # (long cells are two columns of running text printed on one line, not a table)
+            out.append(lines[i])
+            i += 1
+            continue
+        rows = [[(line, rng) for rng in _cells(line)] for line in lines[i:j]]
+        texts = [["".join(line.chars[a:b]) for line, (a, b) in row] for row in rows]
+        sentences = table_lines(texts)
+        body = rows[1:] if len(sentences) == len(rows) - 1 else rows
+        for sentence, row in zip(sentences, body):
+            chars, boxes, at = list(sentence), [None] * len(sentence), 0
+            for line, (a, b) in row:  # give each cell's characters their boxes where the cell sits in the sentence
+                cell = "".join(line.chars[a:b])
+                found = sentence.find(cell, at) if cell else -1
+                if found >= 0:
+                    boxes[found:found + len(cell)] = line.boxes[a:b]
+                    at = found + len(cell)
+            out.append(Line(chars, boxes, row[0][0].size, standalone=True))
+        i = j
+    page.lines = out
+
+
 def _ends_paragraph(a: Line, b: Line, right: float, gap_limit: float) -> bool:
+    if a.standalone or b.standalone:
+        return True
     text = a.text.rstrip()
     if a.size and b.size and abs(a.size - b.size) > 0.15 * max(a.size, b.size):
         return True
@@ -325,6 +395,9 @@ def _line_chars(line: Line) -> list[tuple[str, object]]:
 def assemble(pages: list[PageLines]) -> tuple[str, list[int], PdfLayout]:
     """(text, page_starts, layout) of the pages' lines; see the module docstring."""
     drop_running_lines(pages)
+    for page in pages:
+        if not page.ocr:
+            tables_to_sentences(page)
     out = _Writer(len(pages))
     page_starts: list[int] = []
     open_sentence = False  # the text so far ends inside a paragraph that may continue

@@ -767,6 +767,13 @@ def create_app(assistant, *, read_only: bool = False, api_key: str | None = None
 
     app.include_router(api)
 
+    @app.get("/page-images/{doc_id}/{page}.png", include_in_schema=False)
+    async def ui_page_image(doc_id: str, page: int, request: Request, start: int | None = Query(None, ge=0),
+                            end: int | None = Query(None, ge=0)) -> Response:
+        """The page image for the chat UI's citation cards: the same as the API route, outside /api so
+        the UI's cookie opens it (only a full key's cookie exists; limited keys never reach this path)."""
+        return await page_image(doc_id, page, request, start, end)
+
     # ---------------------------------------------------------- /v1 (OpenAI-compatible)
 
     from rag.serve.openai_compat import router as openai_router

@@ -33,6 +33,7 @@ import gradio as gr
 from rag.models import Answer, ClaimEvent, SourcesEvent, file_type
 
 CONTEXT_CHARS = 240  # document text shown on each side of a quote
+PAGE_IMAGES = "/page-images"  # a PDF page with a quote highlighted, for the UI (the cookie opens it; see app.py)
 MAX_TABLE_ROWS = 300  # documents listed in the UI table
 MAX_SESSIONS = 2000  # conversations kept on the server (least recently used dropped)
 SEED_NAME = "zelenskyy-ceasefire-nato-umbrella-sky-news-interview.txt"
@@ -42,6 +43,9 @@ ROLE_LABEL = {"support": "", "related": "related, not an answer", "contradiction
 QUEUED_NOTE = "queued: asked when the current answer ends"
 
 CSS = """
+.cite-page summary { cursor: pointer; font-size: .85rem; margin-top: .3rem; }
+.cite-page img.page-image { max-width: 100%; border: 1px solid var(--border-color-primary); margin-top: .3rem; }
+#scope-note { align-self: end; }
 #header h1 { margin: 0; font-size: 1.45rem; }
 #header .tagline { color: var(--body-text-color-subdued); margin: .2rem 0 0; }
 #backend-indicator { display: inline-block; margin-top: .4rem; padding: .15rem .6rem; border-radius: 999px;
@@ -120,11 +124,56 @@ def card_html(citation, doc_text: str | None, claim=None) -> str:
         body = f"<mark>{quote_html(c)}</mark>"
     role = ROLE_LABEL.get(c.role, "")
     role_html = f'<span class="cite-role">({esc(role)})</span>' if role else ""
+    where = f"characters {int(c.start)}–{int(c.end)}"
+    page_html = ""
+    if getattr(c, "page", None):
+        last = c.page_end or c.page
+        where = f"p. {int(c.page)}" + (f"–{int(last)}" if last != c.page else "")
+        images = "".join(f'<img class="page-image" loading="lazy" alt="page {n} with the quote highlighted" '
+                         f'src="{PAGE_IMAGES}/{esc(c.doc_id)}/{n}.png?start={int(c.start)}&end={int(c.end)}">'
+                         for n in range(int(c.page), int(last) + 1))
+        page_html = (f'<details class="cite-page"><summary>Show {esc(where)} with the quote highlighted</summary>'
+                     f'{images}</details>')
     return (f'<div class="cite-card {esc(c.role)}" data-cite="{int(c.id)}">'
             f'<div class="cite-head"><span class="cite-n">[{int(c.id)}]</span>{esc(c.title)}{role_html}</div>'
             f'<div class="cite-passage">{body}</div>'
-            f'<div class="cite-source">{esc(c.source)} · characters {int(c.start)}–{int(c.end)}</div>'
-            f'<div class="cite-check">{esc(checked_text(claim))}</div></div>')
+            f'<div class="cite-source">{esc(c.source)} · {esc(where)}</div>'
+            f'<div class="cite-check">{esc(checked_text(claim))}</div>{page_html}</div>')
+
+
+def scope_choices(assistant) -> list[tuple[str, str]]:
+    """What a question can be limited to: everything, a collection, one document."""
+    out = [("All documents", "all")]
+    collections = assistant.collections()
+    if len(collections) > 1:
+        out += [(f"Collection: {c['name']} ({_count(c['documents'], 'document')})", f"c:{c['name']}")
+                for c in collections]
+    out += [(f"Document: {r.title}", f"d:{r.doc_id}") for r in newest_first(assistant.documents())[:MAX_TABLE_ROWS]]
+    return out
+
+
+def scope_of(choice: str | None):
+    """The Scope of a scope choice ("all", "c:NAME", "d:DOC_ID"), None for everything."""
+    from rag.index.scope import Scope
+
+    if not choice or choice == "all":
+        return None
+    kind, _, value = choice.partition(":")
+    return Scope.of(value) if kind == "c" else Scope.of(doc_ids=[value])
+
+
+def scope_note(assistant, choice: str | None) -> str:
+    """The chat header's line saying what questions are about."""
+    if not choice or choice == "all":
+        return "Asking about **all documents**."
+    kind, _, value = choice.partition(":")
+    if kind == "c":
+        return f"Asking only about the collection **{esc(value)}**."
+    try:
+        record = assistant.store.document(value)
+    except KeyError:
+        return "Asking about **all documents** (the chosen document is gone)."
+    return f"Asking only about **{esc(record.title)}** ({esc(record.source)})."
 
 
 def answer_html(answer: Answer, doc_text) -> str:
@@ -229,7 +278,7 @@ class ChatSession:
         self.lock = threading.Lock()
         self.shown: list[dict] = []
         self.plain: list[dict] = []
-        self.pending: deque[tuple[str, str]] = deque()  # (question, mode)
+        self.pending: deque[tuple[str, str, str]] = deque()  # (question, mode, scope choice)
         self.runner: object | None = None  # the token of the loop answering this conversation
         self.cancel = threading.Event()
         self.epoch = 0  # bumped by "New chat": an answer of the old chat is not shown
@@ -238,7 +287,7 @@ class ChatSession:
         with self.lock:
             waiting = self.runner is not None
             return self.shown + [{"role": "user", "content": queued_html(q, waiting or i > 0)}
-                                 for i, (q, _) in enumerate(self.pending)]
+                                 for i, (q, *_) in enumerate(self.pending)]
 
 
 class Sessions:
@@ -274,6 +323,7 @@ def build_blocks(assistant, *, read_only: bool = False, max_upload_bytes: int = 
     from rag.assistant import MAX_HISTORY_TURNS, BadRequest, DocumentExists
     from rag.llm.backends import BackendUnavailable
     from rag.index.loaders import SUPPORTED, LoadError
+    from rag.index.scope import ScopeError
     from rag.index.store import Store
     from rag.serve.errors import APIError
     from rag.serve.jobs import Jobs
@@ -290,13 +340,15 @@ def build_blocks(assistant, *, read_only: bool = False, max_upload_bytes: int = 
     def doc_choices():
         return [(f"{r.title} — {r.source}", r.doc_id) for r in newest_first(assistant.documents())]
 
-    def answer_steps(message: str, plain: list, mode: str, cancel: threading.Event | None = None):
+    def answer_steps(message: str, plain: list, mode: str, cancel: threading.Event | None = None,
+                     scope: str | None = None):
         """(html, final Answer or None) as the answer grows: the documents being read, then its words or
         verified claims; the last step holds the final Answer, or a warning, or the note that it was stopped."""
         reading, text = "", ""
         try:
             for item in assistant.stream(message, plain[-MAX_HISTORY_TURNS:], sources=True, cancel=cancel,
-                                         mode=mode if assistant.generator is not None else None):
+                                         mode=mode if assistant.generator is not None else None,
+                                         scope=scope_of(scope)):
                 if isinstance(item, Answer):
                     yield answer_html(item, doc_text), item
                     return
@@ -309,7 +361,7 @@ def build_blocks(assistant, *, read_only: bool = False, max_upload_bytes: int = 
                 else:
                     text += esc(item)
                 yield reading + text + " ▍", None
-        except (BadRequest, BackendUnavailable) as exc:  # bad question, or the model is down
+        except (BadRequest, BackendUnavailable, ScopeError) as exc:  # bad question, model down, scope gone
             yield f"⚠️ {esc(exc)}", None
             return
         if cancel is not None and cancel.is_set():
@@ -320,6 +372,10 @@ def build_blocks(assistant, *, read_only: bool = False, max_upload_bytes: int = 
     with gr.Blocks(title="Grounded document chat", analytics_enabled=False) as demo:
         header = gr.HTML(header_html(assistant, read_only), elem_id="header")
         turns = gr.State([])  # plain-text history for follow-up questions (the /chat API)
+        with gr.Row(elem_id="scope-row"):
+            scope = gr.Dropdown(choices=scope_choices(assistant), value="all", label="Ask about", scale=2,
+                                elem_id="scope", filterable=True)
+            scope_line = gr.Markdown(scope_note(assistant, "all"), elem_id="scope-note")
         chatbot = gr.Chatbot(label="Chat", elem_id="chat", height=500, latex_delimiters=[],
                              feedback_options=None, sanitize_html=True, render_markdown=True,
                              buttons=["copy", "copy_all"],
@@ -354,8 +410,10 @@ def build_blocks(assistant, *, read_only: bool = False, max_upload_bytes: int = 
                                      file_types=sorted(SUPPORTED), type="filepath", elem_id="upload")
                     replace = gr.Checkbox(False, label="Replace a document of the same name", elem_id="replace")
                 with gr.Column():
-                    to_delete = gr.Dropdown(choices=doc_choices(), label="Document to delete", elem_id="delete-choice")
-                    delete = gr.Button("Delete…", variant="stop", elem_id="delete")
+                    to_delete = gr.Dropdown(choices=doc_choices(), label="Document", elem_id="delete-choice")
+                    with gr.Row():
+                        ask_only = gr.Button("Ask only this document", elem_id="ask-only")
+                        delete = gr.Button("Delete…", variant="stop", elem_id="delete")
                     with gr.Group(visible=False, elem_id="delete-confirm") as confirm_box:
                         confirm_text = gr.Markdown(elem_id="delete-confirm-text")
                         with gr.Row():
@@ -366,14 +424,14 @@ def build_blocks(assistant, *, read_only: bool = False, max_upload_bytes: int = 
 
         # ---------------------------------------------------------- chat (the page)
 
-        def enqueue(message: str, mode: str, request: gr.Request):
+        def enqueue(message: str, mode: str, scope_choice: str, request: gr.Request):
             """Every question is shown at once: answered now, or queued behind the running answer."""
             message = (message or "").strip()
             if not message:
                 return gr.skip(), gr.skip()
             session = sessions.get(request)
             with session.lock:
-                session.pending.append((message, mode or "quick"))
+                session.pending.append((message, mode or "quick", scope_choice or "all"))
             return session.view(), ""
 
         def run_queue(request: gr.Request):
@@ -395,7 +453,7 @@ def build_blocks(assistant, *, read_only: bool = False, max_upload_bytes: int = 
                         if not session.pending:
                             session.runner = None
                             break
-                        message, mode = session.pending.popleft()
+                        message, mode, scope_choice = session.pending.popleft()
                         session.cancel.clear()
                         epoch = session.epoch
                         session.shown += [{"role": "user", "content": esc(message)},
@@ -403,7 +461,7 @@ def build_blocks(assistant, *, read_only: bool = False, max_upload_bytes: int = 
                         at = len(session.shown) - 1
                         plain = list(session.plain)
                     yield session.view(), gr.update(visible=True), gr.skip()
-                    for content, answer in answer_steps(message, plain, mode, session.cancel):
+                    for content, answer in answer_steps(message, plain, mode, session.cancel, scope_choice):
                         with session.lock:
                             if session.epoch != epoch:  # "New chat" was pressed
                                 break
@@ -434,7 +492,7 @@ def build_blocks(assistant, *, read_only: bool = False, max_upload_bytes: int = 
             return [], [], None, gr.update(visible=False)
 
         for trigger in (question.submit, ask.click):
-            trigger(enqueue, inputs=[question, mode], outputs=[chatbot, question], queue=False,
+            trigger(enqueue, inputs=[question, mode, scope], outputs=[chatbot, question], queue=False,
                     trigger_mode="multiple", api_name=False).then(
                 run_queue, outputs=[chatbot, stop, answer_json], trigger_mode="multiple", show_progress="hidden",
                 api_name=False)
@@ -467,14 +525,17 @@ def build_blocks(assistant, *, read_only: bool = False, max_upload_bytes: int = 
 
         # ---------------------------------------------------------- documents
 
-        def refreshed(status: str = ""):
+        def refreshed(status: str = "", scope_choice: str | None = None):
             records = assistant.documents()
             samples = examples_for(records)
+            choices = scope_choices(assistant)
+            keep = scope_choice if scope_choice in {v for _, v in choices} else "all"
             return (documents_html(records), gr.update(choices=doc_choices(), value=None),
                     header_html(assistant, read_only), status,
-                    gr.Dataset(samples=[[q] for q in samples], visible=bool(samples)), gr.update(visible=False))
+                    gr.Dataset(samples=[[q] for q in samples], visible=bool(samples)), gr.update(visible=False),
+                    gr.update(choices=choices, value=keep), scope_note(assistant, keep))
 
-        doc_outputs = [doc_table, to_delete, header, doc_status, examples, confirm_box]
+        doc_outputs = [doc_table, to_delete, header, doc_status, examples, confirm_box, scope, scope_line]
 
         def on_upload(path, replace_same_name):
             """Read the file at once (errors are said at once), then index it as a job, its progress shown."""
@@ -521,7 +582,8 @@ def build_blocks(assistant, *, read_only: bool = False, max_upload_bytes: int = 
                     note = f"{job.done:,} of {_count(total, 'chunk')} embedded ({100 * job.done // total}%)"
                 else:
                     note = "reading"
-                yield gr.skip(), gr.skip(), gr.skip(), f"⏳ Indexing {esc(name)}: {note}…", gr.skip(), gr.skip()
+                yield (gr.skip(), gr.skip(), gr.skip(), f"⏳ Indexing {esc(name)}: {note}…", gr.skip(), gr.skip(),
+                       gr.skip(), gr.skip())
                 time.sleep(0.5)
             if job.state == "failed":
                 yield refreshed(job.error.detail if job.error.status == 409 else f"⚠️ {esc(job.error.detail)}")
@@ -560,6 +622,11 @@ def build_blocks(assistant, *, read_only: bool = False, max_upload_bytes: int = 
         confirm.click(on_delete, inputs=[to_delete], outputs=doc_outputs, api_name=False)
         cancel_delete.click(lambda: gr.update(visible=False), outputs=[confirm_box], api_name=False)
         refresh.click(refreshed, outputs=doc_outputs, api_name=False)
+        scope.change(lambda choice: scope_note(assistant, choice), inputs=[scope], outputs=[scope_line],
+                     queue=False, api_name=False)
+        ask_only.click(lambda doc_id: (gr.update(value=f"d:{doc_id}"), scope_note(assistant, f"d:{doc_id}"))
+                       if doc_id else (gr.skip(), gr.skip()), inputs=[to_delete], outputs=[scope, scope_line],
+                       queue=False, api_name=False)
         demo.load(refreshed, outputs=doc_outputs, api_name=False)
     return demo
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -159,6 +160,16 @@ def test_list_markers_are_not_part_of_sentences():
     text = "Actions\n- Luís to send the forecast by 21 March.\n2. Beatriz to book the venue.\n* Tom to write it up."
     assert [s.text(text) for s in sentence_spans(text)] == [
         "Actions", "Luís to send the forecast by 21 March.", "Beatriz to book the venue.", "Tom to write it up."]
+
+
+@pytest.mark.timeout(60)
+def test_pathological_markdown_converts_in_linear_time():
+    for unit in ("*a ", "``a `b ", "[a](", "[", "<a ", "| x ", "_a ", "# a # ", "- a"):
+        data = unit * (100_000 // len(unit))
+        for variant in (data, data.replace(" ", "\n"), data.replace(" ", "  \n")):
+            started = time.monotonic()
+            parse_bytes(variant.encode(), ".md")
+            assert time.monotonic() - started < 5, repr(unit)
 
 
 # ------------------------------------------------------------------ headings

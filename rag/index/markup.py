@@ -126,17 +126,19 @@ _TABLE_SEP = re.compile(r"^[ \t]*\|?[ \t]*:?-{1,}:?[ \t]*(?:\|[ \t]*:?-{1,}:?[ \
 _COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.S)
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?\n)(?:---|\.\.\.)[ \t]*(?:\n|\Z)", re.S)
 
-_CODE_SPAN = re.compile(r"(`+)[ ]?(.+?)[ ]?\1")
-_IMAGE = re.compile(r"!\[([^\]]*)\](?:\((?:[^()\s]|\([^()]*\))*(?:\s+[\"'(][^\"')]*[\"')])?\s*\)|\[[^\]]*\])")
-_LINK = re.compile(r"\[([^\]]+)\]\((?:[^()\s]|\([^()]*\))*(?:\s+[\"'(][^\"')]*[\"')])?\s*\)")
-_REFLINK = re.compile(r"\[([^\]]+)\]\[[^\]]*\]")
+# Every pattern below scans a bounded stretch or up to the next delimiter: linear on hostile input.
+_CODE_SPAN = re.compile(r"(`+)[ ]?([^`]+?)[ ]?\1(?!`)")
+_IMAGE = re.compile(r"!\[([^\[\]]{0,500})\](?:\((?:[^()\s]|\([^()]{0,500}\)){0,2000}(?:\s+[\"'(][^\"')]{0,500}[\"')])?\s*\)"
+                    r"|\[[^\[\]]{0,500}\])")
+_LINK = re.compile(r"\[([^\[\]]{1,500})\]\((?:[^()\s]|\([^()]{0,500}\)){0,2000}(?:\s+[\"'(][^\"')]{0,500}[\"')])?\s*\)")
+_REFLINK = re.compile(r"\[([^\[\]]{1,500})\]\[[^\[\]]{0,500}\]")
 _AUTOLINK = re.compile(r"<((?:https?|ftp|mailto):[^<>\s]+|[^<>\s@]+@[^<>\s@]+\.[A-Za-z]{2,})>")
 _TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9-]*(?:\s[^<>]*)?/?>")
-_EMPHASIS = [re.compile(r"(\*\*\*|___)(?=\S)(.+?)(?<=\S)\1"),
-             re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1"),
-             re.compile(r"(\*)(?=[^\s*])(.+?)(?<=[^\s*])\*"),
-             re.compile(r"(?<![\w])(_)(?=[^\s_])(.+?)(?<=[^\s_])_(?![\w])"),
-             re.compile(r"(~~)(?=\S)(.+?)(?<=\S)~~")]
+_EMPHASIS = [re.compile(r"(\*\*\*)(?=\S)([^*]+?)(?<=\S)\*\*\*"), re.compile(r"(___)(?=\S)([^_]+?)(?<=\S)___"),
+             re.compile(r"(\*\*)(?=\S)([^*]+?)(?<=\S)\*\*"), re.compile(r"(__)(?=\S)([^_]+?)(?<=\S)__"),
+             re.compile(r"(\*)(?=[^\s*])([^*]+?)(?<=[^\s*])\*"),
+             re.compile(r"(?<![\w])(_)(?=[^\s_])([^_]+?)(?<=[^\s_])_(?![\w])"),
+             re.compile(r"(~~)(?=\S)([^~]+?)(?<=\S)~~")]
 _ESCAPE = re.compile(r"\\([\\`*_{}\[\]()#+\-.!|>~<])")
 
 
@@ -194,13 +196,14 @@ def markdown_text(source: str) -> tuple[str, str | None, list[tuple[int, int]]]:
     def flush() -> None:
         nonlocal current
         if current:
-            joined = ""
-            for line in current:  # soft breaks join with a space; two trailing spaces or "\" keep the break
-                if joined:
-                    joined += "\n" if joined.endswith(("  ", "\\")) else " "
-                    joined = re.sub(r"(?:  +|\\)\n$", "\n", joined)
-                joined += line.strip() if not line.endswith("  ") else line.lstrip()
-            text = "\n".join(inline_markdown(part) for part in joined.split("\n"))
+            pieces = []
+            for k, line in enumerate(current):  # soft breaks join with a space; two trailing spaces or "\" keep it
+                hard = line.endswith(("  ", "\\"))
+                line = line.strip()
+                pieces.append(line[:-1].rstrip() if hard and line.endswith("\\") else line)
+                if k < len(current) - 1:
+                    pieces.append("\n" if hard else " ")
+            text = "\n".join(inline_markdown(part) for part in "".join(pieces).split("\n"))
             if text.strip():
                 blocks.append(Block(text, kind))
         current = []

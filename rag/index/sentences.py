@@ -32,8 +32,14 @@ _BULLET = re.compile(r"(?:[-*+•▪◦‣]|\d{1,3}[.)]|[a-z]\))[ \t]+")
 _LIST_NUMBER = re.compile(r"[ \t]*\d{1,3}\.")
 
 
-def _line_start(text: str, pos: int) -> int:
-    return text.rfind("\n", 0, pos) + 1
+def _line_prefix(text: str, pos: int, lowest: int = 0) -> str | None:
+    """What stands between the start of ``pos``'s line and ``pos`` (not before ``lowest``); None when that is
+    more than 64 characters (no list marker or indent is: the look-back stays bounded on one-line texts)."""
+    floor = max(lowest, pos - 64)
+    newline = text.rfind("\n", floor, pos)
+    if newline == -1 and floor > lowest:
+        return None
+    return text[(newline + 1 if newline != -1 else floor):pos]
 
 
 def _trim(text: str, start: int, end: int) -> Span | None:
@@ -41,7 +47,8 @@ def _trim(text: str, start: int, end: int) -> Span | None:
         start += 1
     while end > start and text[end - 1].isspace():
         end -= 1
-    if start < end and not text[_line_start(text, start):start].strip():
+    prefix = _line_prefix(text, start) if start < end else None
+    if prefix is not None and not prefix.strip():
         bullet = _BULLET.match(text, start, end)
         if bullet and bullet.end() < end:
             start = bullet.end()
@@ -58,8 +65,7 @@ def sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[Sp
         cut = match.end() if match.group().strip() == "" else match.end()
         if match.group()[0] in ".!?…" and _ABBREV.search(text[max(start, match.start() - 6) : match.start() + 1]):
             continue
-        if match.group()[0] == "." and _LIST_NUMBER.fullmatch(text, max(start, _line_start(text, match.start())),
-                                                             match.start() + 1):
+        if match.group()[0] == "." and _LIST_NUMBER.fullmatch((_line_prefix(text, match.start(), start) or "") + "."):
             continue  # "2. Decisions": the number of a list item, not the end of a sentence
         span = _trim(text, cursor, cut)
         if span:

@@ -301,8 +301,7 @@ class Assistant:
         so that the user can ask for one by name."""
         import re
 
-        from rag.answer.extractive.overview import overview_topic
-        from rag.index.sentences import sentence_spans
+        from rag.answer.extractive.overview import body_sentences, overview_topic
 
         t0 = time.perf_counter()
         order: list[tuple[str, str, str, str]] = []  # (doc_id, doc_hash, source, title) by retrieval rank
@@ -325,7 +324,7 @@ class Assistant:
                 text = self.store.document_text(doc_id, doc_hash)
             except Store.DoesNotExist:
                 continue
-            spans = sentence_spans(text)[:200]
+            spans = body_sentences(text)[:200]  # headings are no answer
             if not spans:
                 continue
             headline = spans[0].text(text).strip() == title.strip() and len(spans) > 1

@@ -284,3 +284,11 @@ def test_a_name_from_another_document_is_not_answered_by_this_one(assistant):
     assert answer.abstained  # Madrid is named in the minutes, not on the Lisbon page
     # still a related sentence: it shares the question's words and meaning
     assert [c.quote for c in answer.citations] == ["The Lisbon office closes at 6 pm on Fridays."]
+
+
+def test_an_overview_quotes_no_heading(assistant):
+    answer = assistant.ask("Summarize the Lisbon office page", mode="quick")
+    assert answer.citations and not answer.abstained
+    headings = _headings(assistant, answer)
+    assert "Lisbon office" in headings
+    assert all(c.quote not in headings for c in answer.citations), answer.answer

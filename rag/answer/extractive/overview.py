@@ -9,7 +9,7 @@ import numpy as np
 
 from rag.answer.extractive.question_kinds import QUESTION_WORDS
 from rag.index.lexical import tokenize
-from rag.index.sentences import Span
+from rag.index.sentences import Span, heading_spans, sentence_spans
 
 # ------------------------------------------------------------------ overview intent
 
@@ -41,6 +41,12 @@ def overview_topic(question: str) -> list[str]:
     """The question's content words once the overview wording is removed ("summarize the article
     about the tobacco case" -> ["tobacco", "case"]); empty when it names no topic."""
     return [t for t in tokenize(question) if t not in _OVERVIEW_WORDS and t not in QUESTION_WORDS]
+
+
+def body_sentences(text: str) -> list[Span]:
+    """The sentences of a document without its headings (found by their look): what an overview quotes."""
+    heads = {h.start: h.end for h in heading_spans(text)}
+    return [s for s in sentence_spans(text) if not (s.start in heads and s.end <= heads[s.start])]
 
 
 def central_sentences(spans: list[Span], vectors: np.ndarray, k: int = 4, skip_first: bool = False,

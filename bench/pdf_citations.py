@@ -68,7 +68,7 @@ def find_on_pages(original: bytes, phrase: str) -> list[tuple[int, tuple[float, 
         page = doc[index]
         height = page.get_size()[1]
         textpage = page.get_textpage()
-        searcher = textpage.search(phrase, match_case=False)
+        searcher = textpage.search(phrase, match_case=True)
         while (hit := searcher.get_next()) is not None:
             left, bottom, right, top = textpage.get_charbox(hit[0] + max(0, hit[1] // 2 - 1))
             out.append((index + 1, ((left + right) / 2, height - (top + bottom) / 2)))
@@ -113,8 +113,14 @@ def check_citations(label: str, pdf: bytes, original: bytes, questions: list[dic
                 right_page += 1
             else:
                 misses.append((q["id"], f"page {cite.page}, pdfium finds the quote on {sorted(pages)}"))
-            ends = [pt for p, pt in places if p == cite.page][:1]
-            ends += [pt for p, pt in find_on_pages(original, tail) if p == (cite.page_end or cite.page)][:1]
+            tails = [pt for p, pt in find_on_pages(original, tail) if p == (cite.page_end or cite.page)]
+            heads = [pt for p, pt in places if p == cite.page]
+            ends = []
+            if heads and tails:  # the occurrence of the first words nearest the last words (a phrase like
+                # "The ink is" can occur more than once on a page)
+                head, tail_pt = min(((h, t) for h in heads for t in tails),
+                                    key=lambda ht: abs(ht[0][1] - ht[1][1]) + (0 if ht[0][1] <= ht[1][1] else 1e4))
+                ends = [head, tail_pt]
             boxes = {p: layout.boxes(p - 1, cite.start, cite.end) for p in {cite.page, cite.page_end or cite.page}}
             lit = len(ends) == 2 and covered(ends[0], boxes[cite.page]) and covered(ends[1], boxes[cite.page_end or cite.page])
             highlighted += lit

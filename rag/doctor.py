@@ -122,6 +122,25 @@ def check_judge() -> list[Check]:
         return [Check("judge", False, f"{type(exc).__name__}: {exc}")]
 
 
+def check_ocr() -> list[Check]:
+    """Tesseract reads scanned PDF pages; without it they are reported, not indexed (information only)."""
+    import subprocess
+
+    from .index.ocr import LANG, engine
+
+    binary = engine()
+    if binary is None:
+        return [Check("ocr", None, "Tesseract not installed: scanned PDF pages are reported, not read (make ocr)")]
+    try:
+        version = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=20).stdout.split("\n")[0]
+        langs = subprocess.run([binary, "--list-langs"], capture_output=True, text=True, timeout=20).stdout.split()
+    except (OSError, subprocess.SubprocessError) as exc:
+        return [Check("ocr", False, f"{binary} does not run: {exc}")]
+    if LANG not in langs:
+        return [Check("ocr", False, f"{version}: language data '{LANG}' missing (apt-get install tesseract-ocr-{LANG})")]
+    return [Check("ocr", True, f"{version}, language '{LANG}'")]
+
+
 def check_store(config: Config) -> list[Check]:
     try:
         from .index.store import Store
@@ -157,5 +176,6 @@ def run_checks(config: Config, run_models: bool = True):
     yield from check_models(run_models)
     yield from check_embedder()
     yield from check_judge()
+    yield from check_ocr()
     yield from check_store(config)
     yield from check_network(config)

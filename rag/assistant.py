@@ -441,14 +441,14 @@ class Assistant:
         an upload never replaces another silently. ``progress(done, total)`` is told of chunks embedded."""
         return self.index_upload(self.read_upload(data, filename), replace, progress)
 
-    def read_upload(self, data: bytes, filename: str, collection: str | None = None):
+    def read_upload(self, data: bytes, filename: str, collection: str | None = None, on_page=None):
         """The Document of uploaded bytes, not indexed yet; raises LoadError. Its source is
         ``upload:<filename>`` in the default collection and ``upload:<collection>/<filename>`` in
         another, so two collections can each hold a file of the same name."""
         name = Path(filename.replace("\\", "/")).name
         if not name or name.startswith("."):
             raise LoadError("invalid file name")
-        text, title, meta = parse_bytes(data, Path(name).suffix)
+        text, title, meta = parse_bytes(data, Path(name).suffix, on_page=on_page)
         collection = collection or DEFAULT_COLLECTION
         source = f"upload:{name}" if collection == DEFAULT_COLLECTION else f"upload:{collection}/{name}"
         return make_document(text, source, title, **meta, size=len(data), collection=collection)

@@ -168,3 +168,36 @@ def test_a_pdf_without_text_and_without_ocr_is_skipped_with_the_reason(tmp_path,
     path.write_bytes(scanned_pdf(report, pages=[0], dpi=72))
     got = load_file(path)
     assert isinstance(got, Skipped) and "no text layer" in got.reason
+
+
+def test_a_scanned_upload_is_read_as_a_job_with_its_pages_counted(tmp_path, report):
+    """Over HTTP a PDF with scanned pages answers 202 at once; the job reads its pages by OCR (counted
+    in its progress), indexes it, and the document answers with its page."""
+    import time
+
+    from fastapi.testclient import TestClient
+
+    from rag.assistant import Assistant
+    from rag.config import Config
+    from rag.serve.app import create_app
+
+    assert shutil.which("tesseract"), "Tesseract is not installed: make ocr (make test installs it)"
+    assistant = Assistant.open(Config(data_dir=tmp_path / "data", chroma_url=None, collection="documents",
+                                      llm="extractive", api_key=None))
+    with TestClient(create_app(assistant, ui=False)) as client:
+        got = client.post("/api/documents", files={"file": ("scan.pdf", scanned_pdf(report, pages=[0, 1]))})
+        assert got.status_code == 202, got.text
+        job = got.json()
+        deadline = time.monotonic() + 180
+        while job["state"] in ("queued", "running") and time.monotonic() < deadline:
+            time.sleep(0.5)
+            job = client.get(job["status_url"]).json()
+        assert job["state"] == "done", job
+        assert job["progress"]["pages_read"] == job["progress"]["pages_total"] == 2
+        assert any("pages 1-2 read by OCR" in n for n in job["result"]["notes"])
+        answer = client.post("/api/ask", json={"question": "When did the Federal Reserve decide to boost "
+                                                           "interest rates?"}).json()
+        assert "2 February" in answer["answer"] and answer["citations"][0]["page"] == 2
+        # a text PDF is read at once (200), as before
+        got = client.post("/api/documents", files={"file": ("text.pdf", report)})
+        assert got.status_code == 200 and got.json()["added"]

@@ -431,6 +431,29 @@ def assemble(pages: list[PageLines]) -> tuple[str, list[int], PdfLayout]:
     return text, page_starts, PdfLayout([(round(pg.width, 2), round(pg.height, 2)) for pg in pages], out.words)
 
 
+def pages_to_ocr(data: bytes) -> int:
+    """How many pages of a PDF have no text layer (would be read by OCR, seconds each); 0 for a file
+    pdfium cannot open (its reader says why)."""
+    import pypdfium2 as pdfium
+
+    try:
+        doc = pdfium.PdfDocument(data)
+    except pdfium.PdfiumError:
+        return 0
+    try:
+        count = 0
+        for index in range(len(doc)):
+            page = doc[index]
+            textpage = page.get_textpage()
+            text = textpage.get_text_range() if textpage.count_chars() < 4 * MIN_TEXT_CHARS else "x" * MIN_TEXT_CHARS
+            count += len(text.replace(" ", "").replace("\r", "").replace("\n", "")) < MIN_TEXT_CHARS
+            textpage.close()
+            page.close()
+        return count
+    finally:
+        doc.close()
+
+
 def read_pdf(data: bytes, ocr=None, on_page=None, max_page_chars: int = 200_000) -> PdfText:
     """A PDF's text, page map and layout; ``ocr(page, width, height) -> PageLines`` reads pages
     without a text layer."""

@@ -483,7 +483,8 @@ def create_app(assistant, *, read_only: bool = False, api_key: str | None = None
     ``keys``: every accepted key and its grant (default: ``api_key`` plus RAG_API_KEYS/RAG_API_KEYS_FILE)."""
     keys = load_keys(api_key) if keys is None else keys
     from rag.assistant import BadRequest, DocumentExists
-    from rag.index.loaders import SUPPORTED, LoadError, doc_id_for
+    from rag.index.loaders import SUPPORTED, LoadError
+    from rag.index.pdf import pages_to_ocr
     from rag.index.store import Store
 
     app = FastAPI(
@@ -686,14 +687,9 @@ def create_app(assistant, *, read_only: bool = False, api_key: str | None = None
         data = await file.read(max_upload_bytes + 1)
         if len(data) > max_upload_bytes:
             raise APIError(413, f"file is larger than {max_upload_bytes // 2**20} MB (RAG_MAX_UPLOAD_MB)")
-        try:  # reading is quick: a file that cannot be read is refused at once, never as a job
-            doc = await call(assistant.read_upload, data, name, upload_collection(request, collection))
-        except LoadError as exc:
-            raise APIError(422, f"cannot read {name}: {exc}") from None
-        if not replace and (old := await run_in_threadpool(assistant.upload_conflict, doc)) is not None:
-            raise APIError(409, str(DocumentExists(old)))
+        target = upload_collection(request, collection)
 
-        def index(progress=None) -> IngestResult:
+        def index(progress=None, doc=None) -> IngestResult:
             try:  # checked again under the write lock: another upload may have taken the name meanwhile
                 report = assistant.index_upload(doc, replace, progress)
             except DocumentExists as exc:
@@ -702,11 +698,33 @@ def create_app(assistant, *, read_only: bool = False, api_key: str | None = None
                 raise APIError(422, f"cannot read {name}: {report.failed[0].reason}")
             return IngestResult(doc_id=doc.metadata["doc_id"], filename=name, **report.to_dict())
 
+        if suffix == ".pdf" and run_async is not False and (await run_in_threadpool(pages_to_ocr, data)):
+            # scanned pages take seconds each to read (OCR): reading is part of the job, its pages counted
+            def read_and_index(progress) -> dict:
+                try:
+                    read = assistant.read_upload(data, name, target,
+                                                 on_page=lambda n, total: progress(n, total, pages=True))
+                except LoadError as exc:
+                    raise APIError(422, f"cannot read {name}: {exc}") from None
+                if not replace and (old := assistant.upload_conflict(read)) is not None:
+                    raise APIError(409, str(DocumentExists(old)))
+                return index(progress, read).model_dump()
+
+            job = jobs.submit(name, len(data), read_and_index)
+            job.collection = target or "default"
+            return JSONResponse(job.info().model_dump(), status_code=202, headers={"Location": f"/api/jobs/{job.id}"})
+        try:  # reading is quick: a file that cannot be read is refused at once, never as a job
+            doc = await call(assistant.read_upload, data, name, target)
+        except LoadError as exc:
+            raise APIError(422, f"cannot read {name}: {exc}") from None
+        if not replace and (old := await run_in_threadpool(assistant.upload_conflict, doc)) is not None:
+            raise APIError(409, str(DocumentExists(old)))
+
         if run_async or (run_async is None and len(doc.text.split()) > upload_job_words):
-            job = jobs.submit(name, len(data), lambda progress: index(progress).model_dump())
+            job = jobs.submit(name, len(data), lambda progress: index(progress, doc).model_dump())
             job.collection = doc.metadata.get("collection")  # a key limited to collections sees its own jobs only
             return JSONResponse(job.info().model_dump(), status_code=202, headers={"Location": f"/api/jobs/{job.id}"})
-        return await run_in_threadpool(index)
+        return await run_in_threadpool(index, None, doc)
 
     @api.get("/jobs/{job_id}", response_model=JobInfo, summary="An upload job: state, progress, result")
     async def get_job(job_id: str, request: Request) -> JobInfo:

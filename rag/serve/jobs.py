@@ -33,6 +33,8 @@ class JobError(BaseModel):
 
 
 class JobProgress(BaseModel):
+    pages_read: int = Field(0, description="PDF pages read so far (scanned pages are read by OCR, seconds each)")
+    pages_total: int | None = None
     chunks_embedded: int = 0
     chunks_total: int | None = Field(None, description="Chunks to embed (known once the text is chunked)")
     fraction: float = Field(0.0, description="chunks_embedded / chunks_total (1.0 when done)")
@@ -59,18 +61,24 @@ class Job:
         self.filename, self.size = filename, size
         self.state = "queued"
         self.done, self.total = 0, None
+        self.pages, self.pages_total = 0, None
         self.created_at, self.started_at, self.finished_at = time.time(), None, None
         self.result: dict | None = None
         self.error: JobError | None = None
 
-    def progress(self, done: int, total: int) -> None:
-        self.done, self.total = done, total
+    def progress(self, done: int, total: int, *, pages: bool = False) -> None:
+        """Chunks embedded of those to embed; with ``pages``, PDF pages read of the file's pages."""
+        if pages:
+            self.pages, self.pages_total = done, total
+        else:
+            self.done, self.total = done, total
 
     def info(self) -> JobInfo:
         total = self.total
         fraction = 1.0 if self.state == "done" else (self.done / total if total else 0.0)
         return JobInfo(job_id=self.id, filename=self.filename, bytes=self.size, state=self.state,
-                       progress=JobProgress(chunks_embedded=self.done, chunks_total=total,
+                       progress=JobProgress(pages_read=self.pages, pages_total=self.pages_total,
+                                            chunks_embedded=self.done, chunks_total=total,
                                             fraction=round(min(fraction, 1.0), 4)),
                        created_at=self.created_at, started_at=self.started_at, finished_at=self.finished_at,
                        result=self.result, error=self.error, status_url=f"/api/jobs/{self.id}")

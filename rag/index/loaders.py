@@ -28,7 +28,7 @@ from llama_index.core.schema import Document
 
 from rag.index.markup import docx_text, html_text, markdown_text, plain_text
 
-SUPPORTED = {".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx"}
+SUPPORTED = {".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx", ".pptx", ".xlsx", ".csv"}
 MAX_FILE_BYTES = int(os.environ.get("RAG_MAX_FILE_MB", "50")) * 1024 * 1024
 MAX_UNZIPPED_BYTES = 256 * 1024 * 1024  # a .docx larger than this once unpacked is refused
 
@@ -156,18 +156,27 @@ def _pdf_text(data: bytes, on_page=None) -> tuple[str, str | None, dict]:
     return read.text, read.title, meta
 
 
+def _zip_checked(data: bytes, kind: str) -> None:
+    """An Office file is a zip: refuse one that is not, or that would unpack past MAX_UNZIPPED_BYTES."""
+    import zipfile
+
+    if not data.startswith(b"PK"):
+        raise LoadError(f"not a {kind} (not a zip container)")
+    try:
+        unzipped = sum(info.file_size for info in zipfile.ZipFile(io.BytesIO(data)).infolist())
+    except (zipfile.BadZipFile, ValueError, OSError) as exc:
+        raise LoadError(f"corrupt {kind} ({type(exc).__name__})") from None
+    if unzipped > MAX_UNZIPPED_BYTES:  # zipfile never inflates past the declared sizes
+        raise LoadError(f"{kind} would unpack to {unzipped / 2**20:.0f} MB (limit "
+                        f"{MAX_UNZIPPED_BYTES / 2**20:.0f} MB): refused as a possible zip bomb")
+
+
 def _docx_text(data: bytes) -> tuple[str, str | None, list[tuple[int, int]]]:
     import zipfile
 
     import docx
 
-    try:
-        unzipped = sum(info.file_size for info in zipfile.ZipFile(io.BytesIO(data)).infolist())
-    except (zipfile.BadZipFile, ValueError, OSError) as exc:
-        raise LoadError(f"corrupt .docx ({type(exc).__name__})") from None
-    if unzipped > MAX_UNZIPPED_BYTES:  # zipfile never inflates past the declared sizes
-        raise LoadError(f".docx would unpack to {unzipped / 2**20:.0f} MB (limit "
-                        f"{MAX_UNZIPPED_BYTES / 2**20:.0f} MB): refused as a possible zip bomb")
+    _zip_checked(data, ".docx")
     try:
         document = docx.Document(io.BytesIO(data))
     except (zipfile.BadZipFile, KeyError, ValueError) as exc:
@@ -222,9 +231,23 @@ def parse_bytes(data: bytes, suffix: str, on_page=None) -> tuple[str, str | None
             raise LoadError("not a PDF (missing %PDF header)")
         text, title, meta = _decoded(_pdf_text, data, "PDF", on_page=on_page)
     elif suffix == ".docx":
-        if not data.startswith(b"PK"):
-            raise LoadError("not a .docx (not a zip container)")
+        _zip_checked(data, ".docx")
         text, title, meta["headings"] = _decoded(_docx_text, data, ".docx")
+    elif suffix == ".pptx":  # one page per slide: citations say which slide
+        from rag.index.office import pptx_text
+
+        _zip_checked(data, ".pptx")
+        text, title, meta["page_starts"], meta["headings"] = _decoded(pptx_text, data, ".pptx")
+    elif suffix == ".xlsx":  # rows as sentences naming their columns
+        from rag.index.office import xlsx_text
+
+        _zip_checked(data, ".xlsx")
+        text, title = _decoded(xlsx_text, data, ".xlsx")
+    elif suffix == ".csv":
+        from rag.index.office import csv_text
+
+        decoded, meta["encoding"] = decode_text(data)
+        text, title = _decoded(lambda d: csv_text(d), decoded, ".csv"), None
     else:
         text, encoding = decode_text(data)
         meta["encoding"] = encoding

@@ -53,6 +53,16 @@ class DocumentExists(Exception):
         self.record = record
 
 
+class CollectionClash(Exception):
+    """An upload's name belongs to a document that was moved to another collection. The message names
+    neither that collection nor the document: the uploader's key may not be allowed to see them."""
+
+    def __init__(self, source: str):
+        name = source.split(":", 1)[-1].rsplit("/", 1)[-1]
+        super().__init__(f"a document named {name!r} was moved to another collection; rename the file, or upload "
+                         "it to that collection")
+
+
 class Assistant:
     BadRequest = BadRequest
 
@@ -140,7 +150,7 @@ class Assistant:
         self._check_instructions(instructions, generator)
         question, used, nodes, t0, t1, allowed = self._prepare(question, history, top_k, generator, scope, permission)
         if generator is None:
-            answer = self._extractive(used, nodes)
+            answer = self._extractive(used, nodes, allowed)
         else:
             answer = generator.answer(used, nodes, self, instructions=instructions, allowed=allowed)
         return self._finish(answer, question, used, t0, t1, allowed)
@@ -184,7 +194,7 @@ class Assistant:
         if sources:
             yield self.sources_of(nodes, used)
         if generator is None:
-            answer = self._finish(self._extractive(used, nodes), question, used, t0, t1, allowed)
+            answer = self._finish(self._extractive(used, nodes, allowed), question, used, t0, t1, allowed)
             words = answer.answer.split(" ")
             for i, word in enumerate(words):
                 yield word if i == 0 else " " + word
@@ -195,6 +205,8 @@ class Assistant:
                 yield self._finish(item, question, used, t0, t1, allowed)
                 return
             if isinstance(item, ClaimEvent):
+                if allowed is not None and item.citation.doc_id not in allowed:
+                    continue  # never shown: the final Answer's check drops it too
                 self._paged([item.citation])
             yield item
 
@@ -210,14 +222,14 @@ class Assistant:
 
     # ------------------------------------------------------------ composing
 
-    def _extractive(self, question: str, nodes) -> Answer:
+    def _extractive(self, question: str, nodes, allowed: frozenset[str] | None = None) -> Answer:
         from rag.answer.extractive.overview import is_overview
 
         if not nodes:
             return Answer(answer="There are no indexed documents to answer from.", abstained=True,
                           status="abstained", backend="extractive")
         if is_overview(question):
-            return self._overview(question, nodes)
+            return self._overview(question, nodes, allowed)
         scorer = self._sentence_scorer()
         t0 = time.perf_counter()
         ranked = scorer.rank(question, candidates(nodes))
@@ -290,7 +302,7 @@ class Assistant:
             scorer = self._scorer = make_scorer(FeatureScorer(query_vector, self._idf, self.sentence_vectors))
         return scorer
 
-    def _overview(self, question: str, nodes) -> Answer:
+    def _overview(self, question: str, nodes, allowed: frozenset[str] | None = None) -> Answer:
         """Answer "summarize", "what is this article about", "main points": the lead and the most central
         sentences of the document the question is about, in document order, each quoted.
 
@@ -311,7 +323,7 @@ class Assistant:
             if key not in order:
                 order.append(key)
         topic = overview_topic(question)
-        n_docs = len(self.store.manifest())
+        n_docs = len(self.store.manifest()) if allowed is None else len(allowed)  # the documents in scope
         plural = bool(re.search(r"\b(?:articles|documents|texts|stories|files|reports|all of them|each)\b",
                                 question, re.I))
         if topic or n_docs <= 1:
@@ -385,11 +397,13 @@ class Assistant:
     def _checked(self, answer: Answer, allowed: frozenset[str] | None = None) -> Answer:
         """Enforce document_text[start:end] == quote for every citation before returning, and that
         a scoped answer cites only documents of its scope (``allowed``); add page numbers."""
-        if allowed is not None:
-            outside = [c for c in answer.citations if c.doc_id not in allowed]
-            if outside:  # retrieval filters by scope already: this is the second lock on the door
-                answer.citations = [c for c in answer.citations if c.doc_id in allowed]
-                answer.answer = strip_markers(answer.answer, {c.id for c in outside})
+        if allowed is not None and any(c.doc_id not in allowed for c in answer.citations):
+            # retrieval filters by scope already; this second lock on the door gives nothing of what
+            # lay outside: not the quote, not the sentence built on it
+            answer.answer = "The documents in scope do not answer this question."
+            answer.abstained, answer.status = True, "abstained"
+            answer.citations, answer.claims = [], []
+            answer.note = "an answer citing documents outside the question's scope was withheld"
         hashes = {c.doc_id: getattr(c, "_doc_hash", None) for c in answer.citations}
 
         def text_of(doc_id: str) -> str | None:
@@ -461,9 +475,20 @@ class Assistant:
             return None
         return old if old.doc_hash != doc.metadata["doc_hash"] else None
 
+    def collection_clash(self, doc):
+        """The indexed document of that name when it now sits in another collection than the upload's
+        (moved there since): an upload never replaces, nor moves, a document of another collection."""
+        try:
+            old = self.store.document(doc.metadata["doc_id"])
+        except Store.DoesNotExist:
+            return None
+        return old if old.collection != doc.metadata.get("collection", DEFAULT_COLLECTION) else None
+
     def index_upload(self, doc, replace: bool = False, progress=None) -> IngestReport:
         """Index a Document from ``read_upload`` (see ``add_document``)."""
         with self._write_lock:
+            if self.collection_clash(doc) is not None:
+                raise CollectionClash(doc.metadata["source"])
             old = None if replace else self.upload_conflict(doc)
             if old is not None:
                 raise DocumentExists(old)
@@ -524,6 +549,6 @@ class Assistant:
     def backend(self) -> str:
         return self.generator.name if self.generator is not None else "extractive"
 
-    def extractive_answer(self, question: str, nodes) -> Answer:
+    def extractive_answer(self, question: str, nodes, allowed: frozenset[str] | None = None) -> Answer:
         """The extractive answer for already-retrieved nodes (generative backends fall back to it)."""
-        return self._extractive(question, nodes)
+        return self._extractive(question, nodes, allowed)

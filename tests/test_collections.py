@@ -4,6 +4,8 @@ see nothing else on any route (404, as if it did not exist)."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -104,9 +106,11 @@ def test_the_answer_check_drops_citations_outside_the_scope(assistant):
     answer = assistant.ask(QUESTION)
     foreign = {c.doc_id for c in answer.citations}
     allowed = frozenset(by["gamma"])
-    checked = assistant._checked(answer.model_copy(deep=True), allowed)  # noqa: SLF001
-    assert {c.doc_id for c in checked.citations} <= allowed
     assert foreign - allowed, "the unscoped answer should cite other collections for this test to mean anything"
+    checked = assistant._checked(answer.model_copy(deep=True), allowed)  # noqa: SLF001
+    assert checked.abstained and not checked.citations and not checked.claims
+    for c in answer.citations:  # nothing of what lay outside: not the quote, not the sentence built on it
+        assert c.quote not in checked.answer
 
 
 def test_move_a_document(tmp_path):
@@ -269,3 +273,36 @@ def test_key_spec_errors_are_clear():
     for bad in ("short=a", "k-12345678", "k-12345678=a:rx", "k-12345678=../x"):
         with pytest.raises(KeySpecError):
             parse_spec(bad)
+
+
+def test_an_upload_never_replaces_or_moves_a_document_of_another_collection(client, assistant):
+    """A document moved to another collection keeps its upload name; uploading that name again (by any
+    key) is a 409 that names neither the collection nor the document, and nothing moves."""
+    got = client.post("/api/documents", params={"collection": "alpha"}, headers=h(FULL_KEY),
+                      files={"file": ("movable.txt", "A lantern note that will move.\n")})
+    doc_id = got.json()["doc_id"]
+    assert client.patch(f"/api/documents/{doc_id}", json={"collection": "beta"}, headers=h(FULL_KEY)).status_code == 200
+    for key, content, replace in ((ALPHA_KEY, "A lantern note that will move.\n", False),
+                                  (ALPHA_KEY, "Other words entirely.\n", True),
+                                  (FULL_KEY, "A lantern note that will move.\n", False)):
+        got = client.post("/api/documents", params={"collection": "alpha", "replace": str(replace).lower()},
+                          headers=h(key), files={"file": ("movable.txt", content)})
+        assert got.status_code == 409 and "moved to another collection" in got.json()["detail"]
+        assert "beta" not in got.json()["detail"] and doc_id not in got.json()["detail"]
+    record = assistant.store.document(doc_id)
+    assert record.collection == "beta" and "will move" in record.text
+    assert client.delete(f"/api/documents/{doc_id}", headers=h(FULL_KEY)).status_code == 200
+
+
+def test_a_malformed_keys_file_stops_the_server_instead_of_granting_more(tmp_path):
+    from rag.serve.keys import KeySpecError, load_keys
+
+    for bad in ({"k-12345678": ["alpha"]}, {"k-12345678": {"collections": "alpha"}},
+                {"k-12345678": {"collections": ["alpha"], "write": "false"}}, {"": {"collections": "*"}}):
+        path = tmp_path / "keys.json"
+        path.write_text(json.dumps(bad))
+        with pytest.raises(KeySpecError):
+            load_keys(None, {"RAG_API_KEYS_FILE": str(path)})
+    path.write_text(json.dumps({"k-12345678": {"collections": ["alpha"]}}))
+    grant = load_keys(None, {"RAG_API_KEYS_FILE": str(path)})["k-12345678"]
+    assert grant.collections == {"alpha"} and grant.write is False

@@ -442,7 +442,7 @@ class Generator:
         self._local.trace = trace
         nodes = list(nodes or [])
         if not nodes:
-            answer = assistant.extractive_answer(question, nodes)
+            answer = assistant.extractive_answer(question, nodes, allowed)
             answer.backend = self.name
             yield answer
             return

@@ -192,6 +192,10 @@ class Indexer:
                 doc.metadata["collection"] = old.collection if old is not None else DEFAULT_COLLECTION
             _note_pages(doc, report)
             if committed.get(doc_id) == doc.metadata["doc_hash"]:
+                paged = doc.metadata.get("paged")
+                if paged is not None and page_files.load(data_dir, doc_id, doc.metadata["doc_hash"]) is None:
+                    # indexed before page images were kept, or elsewhere: keep them now (no re-embedding)
+                    page_files.save(data_dir, doc_id, doc.metadata["doc_hash"], paged.data, paged.layout)
                 if old is not None and old.collection != doc.metadata["collection"]:
                     self.store.move(doc_id, doc.metadata["collection"])
                     report.moved.append(doc.metadata["source"])

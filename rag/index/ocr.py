@@ -16,7 +16,7 @@ import shutil
 import subprocess
 import tempfile
 
-from rag.index.pdf import Line, PageLines
+from rag.index.pdf import PDFIUM_LOCK, Line, PageLines
 
 DPI = 300
 MAX_PIXELS = 40_000_000  # a page rendered larger than this is rendered at a lower resolution
@@ -70,7 +70,8 @@ def ocr_page(page, width: float, height: float) -> PageLines:
     scale = DPI / 72
     if width * height * scale * scale > MAX_PIXELS:
         scale = (MAX_PIXELS / (width * height)) ** 0.5
-    image = page.render(scale=scale, grayscale=True).to_pil()
+    with PDFIUM_LOCK:
+        image = page.render(scale=scale, grayscale=True).to_pil()
     with tempfile.TemporaryDirectory(prefix="rag-ocr-") as tmp:
         path = os.path.join(tmp, "page.png")
         image.save(path)
@@ -79,7 +80,8 @@ def ocr_page(page, width: float, height: float) -> PageLines:
             done = subprocess.run([binary, path, "stdout", "-l", LANG, "--psm", "3", "tsv"], capture_output=True,
                                   text=True, timeout=TIMEOUT, env=env)
         except subprocess.TimeoutExpired:
-            return PageLines([], width, height, ocr=True, confidence=None)
+            return PageLines([], width, height, ocr=True, confidence=None,
+                             problem=f"no text layer, and OCR took more than {TIMEOUT:.0f} s (RAG_OCR_TIMEOUT)")
     if done.returncode != 0:
         raise OcrUnavailable(f"tesseract failed: {done.stderr.strip()[:200]}")
     lines, confidence = tsv_lines(done.stdout, 1 / scale)

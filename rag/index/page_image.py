@@ -5,8 +5,8 @@ and the boxes of the words of text[start:end] on that page (``PdfLayout.boxes``:
 OCR alike) are drawn over it: a translucent yellow fill with an outline, one box per line, so a
 quote over a line break shows as two boxes and a quote over a page break shows on both pages.
 
-Bounded: at most ``MAX_WIDTH`` pixels wide and ``MAX_PIXELS`` in all, rendered under a lock (one
-render at a time per process, so a burst of requests queues rather than filling memory), and
+Bounded: at most ``MAX_WIDTH`` pixels wide and ``MAX_PIXELS`` in all, rendered under pdfium's lock
+(one pdfium call at a time per process, which pdfium requires; a burst of requests queues), and
 kept in a small LRU cache keyed by document version, page and span.
 """
 
@@ -17,7 +17,7 @@ import threading
 from collections import OrderedDict
 from pathlib import Path
 
-from rag.index.pdf import PdfLayout
+from rag.index.pdf import PDFIUM_LOCK, PdfLayout
 
 MAX_WIDTH = 1400
 MAX_PIXELS = 4_000_000
@@ -26,22 +26,25 @@ FILL = (255, 214, 0, 90)
 OUTLINE = (230, 120, 0, 255)
 
 _cache: OrderedDict = OrderedDict()
-_lock = threading.Lock()
+_cache_lock = threading.Lock()
 
 
 def render_png(pdf_path: Path, layout: PdfLayout, page: int, start: int | None = None, end: int | None = None,
                cache_key: tuple | None = None) -> bytes:
     """PNG of page ``page`` (1-based) with text[start:end]'s boxes on that page highlighted."""
     key = (cache_key, page, start, end) if cache_key is not None else None
-    if key is not None and key in _cache:
-        _cache.move_to_end(key)
-        return _cache[key]
+    if key is not None:
+        with _cache_lock:
+            hit = _cache.get(key)
+            if hit is not None:
+                _cache.move_to_end(key)
+                return hit
     import pypdfium2 as pdfium
     from PIL import Image, ImageDraw
 
     width, height = layout.page_sizes[page - 1]
     scale = min(MAX_WIDTH / max(width, 1.0), (MAX_PIXELS / max(width * height, 1.0)) ** 0.5, 4.0)
-    with _lock:
+    with PDFIUM_LOCK:
         doc = pdfium.PdfDocument(str(pdf_path))
         try:
             image = doc[page - 1].render(scale=scale).to_pil().convert("RGBA")
@@ -59,7 +62,8 @@ def render_png(pdf_path: Path, layout: PdfLayout, page: int, start: int | None =
     image.convert("RGB").save(out, format="PNG", optimize=False)
     data = out.getvalue()
     if key is not None:
-        _cache[key] = data
-        while len(_cache) > CACHE_ENTRIES:
-            _cache.popitem(last=False)
+        with _cache_lock:
+            _cache[key] = data
+            while len(_cache) > CACHE_ENTRIES:
+                _cache.popitem(last=False)
     return data

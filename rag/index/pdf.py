@@ -21,10 +21,14 @@ any other document.
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass, field
 from statistics import median
 
 FINAL = tuple('.!?:;"”’)')
+# pdfium may not be called from two threads at once, not even on different documents (pypdfium2's
+# documentation): every use in this process (reading, the OCR renders, page images) holds this lock.
+PDFIUM_LOCK = threading.RLock()
 MIN_TEXT_CHARS = 16  # a page with fewer non-space characters in its text layer is read by OCR
 
 
@@ -161,29 +165,34 @@ def read_pages(data: bytes, ocr=None, on_page=None, max_page_chars: int = 200_00
     A page with more than ``max_page_chars`` characters raises ValueError (a decompression bomb)."""
     import pypdfium2 as pdfium
 
-    doc = pdfium.PdfDocument(data)
-    try:
+    with PDFIUM_LOCK:
+        doc = pdfium.PdfDocument(data)
         title = (doc.get_metadata_dict().get("Title") or "").strip() or None
+        n_pages = len(doc)
+    try:
         pages: list[PageLines] = []
-        for index in range(len(doc)):
-            page = doc[index]
-            width, height = page.get_size()
-            textpage = page.get_textpage()
-            if textpage.count_chars() > max_page_chars:
-                raise ValueError(f"PDF page {index + 1} holds {textpage.count_chars():,} characters (limit "
-                                 f"{max_page_chars:,}): refused as a possible decompression bomb")
-            lines = text_layer_lines(textpage, height)
-            textpage.close()
+        for index in range(n_pages):
+            with PDFIUM_LOCK:  # page by page: other threads may render between two pages
+                page = doc[index]
+                width, height = page.get_size()
+                textpage = page.get_textpage()
+                if textpage.count_chars() > max_page_chars:
+                    raise ValueError(f"PDF page {index + 1} holds {textpage.count_chars():,} characters (limit "
+                                     f"{max_page_chars:,}): refused as a possible decompression bomb")
+                lines = text_layer_lines(textpage, height)
+                textpage.close()
             item = PageLines(lines, width, height)
             if sum(len(line.text.replace(" ", "")) for line in lines) < MIN_TEXT_CHARS:
-                item = _read_by_ocr(ocr, page, item)
+                item = _read_by_ocr(ocr, page, item)  # renders under the lock, reads outside it
+            with PDFIUM_LOCK:
+                page.close()
             pages.append(item)
-            page.close()
             if on_page:
-                on_page(index + 1, len(doc))
+                on_page(index + 1, n_pages)
         return pages, title
     finally:
-        doc.close()
+        with PDFIUM_LOCK:
+            doc.close()
 
 
 def _read_by_ocr(ocr, page, item: PageLines) -> PageLines:
@@ -193,11 +202,11 @@ def _read_by_ocr(ocr, page, item: PageLines) -> PageLines:
         return item
     try:
         read = ocr(page, item.width, item.height)
-    except RuntimeError as exc:  # rag.index.ocr.OcrUnavailable: no engine, or the engine failed
+    except (RuntimeError, OSError) as exc:  # OcrUnavailable (no engine, or it failed), or it could not start
         item.problem = f"no text layer; {exc}"
         return item
     if not read.lines:
-        read.problem = "no text layer, and OCR found no text"
+        read.problem = read.problem or "no text layer, and OCR found no text"
     return read
 
 
@@ -436,22 +445,25 @@ def pages_to_ocr(data: bytes) -> int:
     pdfium cannot open (its reader says why)."""
     import pypdfium2 as pdfium
 
-    try:
-        doc = pdfium.PdfDocument(data)
-    except pdfium.PdfiumError:
-        return 0
-    try:
-        count = 0
-        for index in range(len(doc)):
-            page = doc[index]
-            textpage = page.get_textpage()
-            text = textpage.get_text_range() if textpage.count_chars() < 4 * MIN_TEXT_CHARS else "x" * MIN_TEXT_CHARS
-            count += len(text.replace(" ", "").replace("\r", "").replace("\n", "")) < MIN_TEXT_CHARS
-            textpage.close()
-            page.close()
-        return count
-    finally:
-        doc.close()
+    with PDFIUM_LOCK:
+        try:
+            doc = pdfium.PdfDocument(data)
+        except pdfium.PdfiumError:
+            return 0
+        try:
+            count = 0
+            for index in range(len(doc)):
+                page = doc[index]
+                textpage = page.get_textpage()
+                text = textpage.get_text_range() if textpage.count_chars() < 4 * MIN_TEXT_CHARS else "x" * MIN_TEXT_CHARS
+                count += len(text.replace(" ", "").replace("\r", "").replace("\n", "")) < MIN_TEXT_CHARS
+                textpage.close()
+                page.close()
+            return count
+        except pdfium.PdfiumError:  # a damaged page: the reader says what is wrong
+            return 0
+        finally:
+            doc.close()
 
 
 def read_pdf(data: bytes, ocr=None, on_page=None, max_page_chars: int = 200_000) -> PdfText:

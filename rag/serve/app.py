@@ -185,6 +185,7 @@ class IngestResult(BaseModel):
     unchanged: list[str] = Field(default_factory=list)
     failed: list[Failure] = Field(default_factory=list)
     pruned: list[str] = Field(default_factory=list)
+    moved: list[str] = Field(default_factory=list, description="Unchanged documents put in another collection")
     notes: list[str] = Field(default_factory=list, description="PDF pages read by OCR (with their mean confidence) "
                                                                 "and pages that could not be read")
     chunks: int = Field(0, description="Chunks embedded by this request")
@@ -334,7 +335,8 @@ class GuardMiddleware:
         if scope["type"] != "http":
             if scope["type"] == "websocket" and self.api_key:
                 headers = dict(scope.get("headers") or [])
-                if not self._authorized(headers, scope.get("path", "")):
+                grant = self._authorized(headers, scope.get("path", ""))
+                if grant is None or not grant.full:  # the UI's sockets: full keys only, like its pages
                     await send({"type": "websocket.close", "code": 1008})
                     return
             await self.app(scope, receive, send)
@@ -482,7 +484,7 @@ def create_app(assistant, *, read_only: bool = False, api_key: str | None = None
     """The FastAPI app over an open ``Assistant``: API routes, OpenAI-compatible routes, then the UI.
     ``keys``: every accepted key and its grant (default: ``api_key`` plus RAG_API_KEYS/RAG_API_KEYS_FILE)."""
     keys = load_keys(api_key) if keys is None else keys
-    from rag.assistant import BadRequest, DocumentExists
+    from rag.assistant import BadRequest, CollectionClash, DocumentExists
     from rag.index.loaders import SUPPORTED, LoadError
     from rag.index.pdf import pages_to_ocr
     from rag.index.store import Store
@@ -689,10 +691,18 @@ def create_app(assistant, *, read_only: bool = False, api_key: str | None = None
             raise APIError(413, f"file is larger than {max_upload_bytes // 2**20} MB (RAG_MAX_UPLOAD_MB)")
         target = upload_collection(request, collection)
 
+        def conflict(doc) -> None:
+            """409 for a name taken in another collection (never replaced or moved by an upload), or taken
+            by other content here without replace=true."""
+            if assistant.collection_clash(doc) is not None:
+                raise APIError(409, str(CollectionClash(doc.metadata["source"])))
+            if not replace and (old := assistant.upload_conflict(doc)) is not None:
+                raise APIError(409, str(DocumentExists(old)))
+
         def index(progress=None, doc=None) -> IngestResult:
             try:  # checked again under the write lock: another upload may have taken the name meanwhile
                 report = assistant.index_upload(doc, replace, progress)
-            except DocumentExists as exc:
+            except (DocumentExists, CollectionClash) as exc:
                 raise APIError(409, str(exc)) from None
             if report.failed:
                 raise APIError(422, f"cannot read {name}: {report.failed[0].reason}")
@@ -706,23 +716,20 @@ def create_app(assistant, *, read_only: bool = False, api_key: str | None = None
                                                  on_page=lambda n, total: progress(n, total, pages=True))
                 except LoadError as exc:
                     raise APIError(422, f"cannot read {name}: {exc}") from None
-                if not replace and (old := assistant.upload_conflict(read)) is not None:
-                    raise APIError(409, str(DocumentExists(old)))
+                conflict(read)
                 return index(progress, read).model_dump()
 
-            job = jobs.submit(name, len(data), read_and_index)
-            job.collection = target or "default"
+            job = jobs.submit(name, len(data), read_and_index, collection=target or "default")
             return JSONResponse(job.info().model_dump(), status_code=202, headers={"Location": f"/api/jobs/{job.id}"})
         try:  # reading is quick: a file that cannot be read is refused at once, never as a job
             doc = await call(assistant.read_upload, data, name, target)
         except LoadError as exc:
             raise APIError(422, f"cannot read {name}: {exc}") from None
-        if not replace and (old := await run_in_threadpool(assistant.upload_conflict, doc)) is not None:
-            raise APIError(409, str(DocumentExists(old)))
+        await run_in_threadpool(conflict, doc)
 
         if run_async or (run_async is None and len(doc.text.split()) > upload_job_words):
-            job = jobs.submit(name, len(data), lambda progress: index(progress, doc).model_dump())
-            job.collection = doc.metadata.get("collection")  # a key limited to collections sees its own jobs only
+            job = jobs.submit(name, len(data), lambda progress: index(progress, doc).model_dump(),
+                              collection=doc.metadata.get("collection"))
             return JSONResponse(job.info().model_dump(), status_code=202, headers={"Location": f"/api/jobs/{job.id}"})
         return await run_in_threadpool(index, None, doc)
 
@@ -730,7 +737,7 @@ def create_app(assistant, *, read_only: bool = False, api_key: str | None = None
     async def get_job(job_id: str, request: Request) -> JobInfo:
         job = jobs.get(job_id)
         scope = grant_of(request).scope
-        if job is not None and scope is not None and getattr(job, "collection", None) not in scope.collections:
+        if job is not None and scope is not None and job.collection not in scope.collections:
             job = None
         if job is None:
             raise APIError(404, f"no job with id {job_id!r} (finished jobs are kept for an hour)")
@@ -911,7 +918,7 @@ def _serve(config, sock: socket.socket, host: str, url: str, read_only: bool, ap
                   f"(API docs {url}docs{', read-only' if read_only else ''})", flush=True)
 
     threading.Thread(target=announce_when_serving, daemon=True, name="announce").start()
-    if api_key:
+    if api_key or load_keys(None):
         print(f"An API key is required: send 'Authorization: Bearer KEY'; in a browser open {url}?key=KEY once.",
               flush=True)
     elif host not in ("127.0.0.1", "localhost", "::1"):

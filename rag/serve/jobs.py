@@ -25,6 +25,7 @@ log = logging.getLogger("rag.serve.jobs")
 
 KEEP_SECONDS = 3600
 KEEP_MAX = 500
+MAX_WAITING = 8  # queued jobs (each holds its upload's bytes and text until it runs)
 
 
 class JobError(BaseModel):
@@ -56,9 +57,10 @@ class JobInfo(BaseModel):
 
 
 class Job:
-    def __init__(self, filename: str, size: int):
+    def __init__(self, filename: str, size: int, collection: str | None = None):
         self.id = uuid.uuid4().hex[:16]
         self.filename, self.size = filename, size
+        self.collection = collection  # a key limited to collections sees the jobs of its collections only
         self.state = "queued"
         self.done, self.total = 0, None
         self.pages, self.pages_total = 0, None
@@ -92,11 +94,17 @@ class Jobs:
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="upload-job")
 
-    def submit(self, filename: str, size: int, work: Callable[[Callable[[int, int], None]], dict]) -> Job:
-        """Run ``work(progress)`` as a job; it returns the result body or raises APIError(status, detail)."""
-        job = Job(filename, size)
+    def submit(self, filename: str, size: int, work: Callable[[Callable[[int, int], None]], dict],
+               collection: str | None = None) -> Job:
+        """Run ``work(progress)`` as a job; it returns the result body or raises APIError(status, detail).
+        At most ``MAX_WAITING`` jobs wait (each holds its upload in memory): past that, APIError 429."""
+        job = Job(filename, size, collection)
         with self._lock:
             self._forget_old()
+            waiting = sum(1 for j in self._jobs.values() if j.state == "queued")
+            if waiting >= MAX_WAITING:
+                raise APIError(429, f"{waiting} uploads are waiting to be indexed; try again when they are done",
+                               {"Retry-After": "30"})
             self._jobs[job.id] = job
 
         def run() -> None:

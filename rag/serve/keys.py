@@ -3,7 +3,8 @@
 ``RAG_API_KEY`` / ``--api-key`` is one key with every right. ``RAG_API_KEYS`` adds keys limited to
 document collections, ``KEY=COLL[,COLL...][:ro]`` separated by ``;`` (``*`` for every collection;
 ``:ro``: may ask and read, not upload, move or delete), and ``RAG_API_KEYS_FILE`` names a JSON file
-``{"KEY": {"collections": ["alpha"], "write": false}}`` of the same. A limited key sees only its
+``{"KEY": {"collections": ["alpha"], "write": false}}`` of the same (``write`` defaults to false there;
+anything malformed stops the server from starting rather than granting more). A limited key sees only its
 collections on every route: a document, page image, job or answer from another collection is a
 404, exactly as if it did not exist. Limited keys are for the API (``/api``, ``/v1``); the chat UI
 opens only with a full key.
@@ -82,10 +83,19 @@ def load_keys(api_key: str | None = None, env: dict | None = None) -> dict[str, 
             raise KeySpecError(f"RAG_API_KEYS_FILE {path}: {exc}") from None
         if not isinstance(data, dict):
             raise KeySpecError(f"RAG_API_KEYS_FILE {path}: expected an object of key -> rights")
-        for key, rights in data.items():
-            rights = rights if isinstance(rights, dict) else {}
-            keys[key] = _grant(rights.get("collections", "*"), bool(rights.get("write", True)),
-                               f"RAG_API_KEYS_FILE key {key[:4]}...")
+        for key, rights in data.items():  # every malformed entry is an error: nothing fails open
+            where = f"RAG_API_KEYS_FILE key {key[:4]}..."
+            if not isinstance(key, str) or len(key.strip()) < 8:
+                raise KeySpecError(f"{where}: a key needs 8 or more characters")
+            if not isinstance(rights, dict):
+                raise KeySpecError(f"{where}: expected {{\"collections\": [...] or \"*\", \"write\": true|false}}")
+            collections = rights.get("collections")
+            if not (collections == "*" or isinstance(collections, list) and all(isinstance(c, str) for c in collections)):
+                raise KeySpecError(f"{where}: \"collections\" must be a list of names or \"*\"")
+            write = rights.get("write", False)
+            if not isinstance(write, bool):
+                raise KeySpecError(f"{where}: \"write\" must be true or false")
+            keys[key.strip()] = _grant(collections, write, where)
     if env.get("RAG_API_KEYS"):
         keys.update(parse_spec(env["RAG_API_KEYS"]))
     if api_key:

@@ -126,7 +126,7 @@ def card_html(citation, doc_text: str | None, claim=None) -> str:
     role_html = f'<span class="cite-role">({esc(role)})</span>' if role else ""
     where = f"characters {int(c.start)}–{int(c.end)}"
     page_html = ""
-    if getattr(c, "page", None):
+    if getattr(c, "page", None) and c.source.lower().endswith(".pdf"):
         last = c.page_end or c.page
         where = f"p. {int(c.page)}" + (f"–{int(last)}" if last != c.page else "")
         images = "".join(f'<img class="page-image" loading="lazy" alt="page {n} with the quote highlighted" '
@@ -320,7 +320,7 @@ class Sessions:
 
 
 def build_blocks(assistant, *, read_only: bool = False, max_upload_bytes: int = 20 * 2**20, jobs=None) -> gr.Blocks:
-    from rag.assistant import MAX_HISTORY_TURNS, BadRequest, DocumentExists
+    from rag.assistant import MAX_HISTORY_TURNS, BadRequest, CollectionClash, DocumentExists
     from rag.llm.backends import BackendUnavailable
     from rag.index.loaders import SUPPORTED, LoadError
     from rag.index.pdf import pages_to_ocr
@@ -538,26 +538,26 @@ def build_blocks(assistant, *, read_only: bool = False, max_upload_bytes: int = 
 
         doc_outputs = [doc_table, to_delete, header, doc_status, examples, confirm_box, scope, scope_line]
 
-        def on_upload(path, replace_same_name):
+        def on_upload(path, replace_same_name, scope_choice=None):
             """Read the file at once (errors are said at once), then index it as a job, its progress shown."""
             if read_only:
-                yield refreshed("⚠️ The server is read-only.")
+                yield refreshed("⚠️ The server is read-only.", scope_choice)
                 return
             if not path:
-                yield refreshed()
+                yield refreshed("", scope_choice)
                 return
             path = Path(path)
             name = path.name
             try:
                 size = path.stat().st_size
                 if size > max_upload_bytes:
-                    yield refreshed(f"⚠️ {esc(name)} is larger than {max_upload_bytes // 2**20} MB.")
+                    yield refreshed(f"⚠️ {esc(name)} is larger than {max_upload_bytes // 2**20} MB.", scope_choice)
                     return
                 data = path.read_bytes()
                 # scanned PDF pages are read by OCR, seconds each: then reading is part of the job
                 doc = None if path.suffix.lower() == ".pdf" and pages_to_ocr(data) else assistant.read_upload(data, name)
             except LoadError as exc:
-                yield refreshed(f"⚠️ Cannot read {esc(name)}: {esc(exc)}")
+                yield refreshed(f"⚠️ Cannot read {esc(name)}: {esc(exc)}", scope_choice)
                 return
             finally:
                 try:
@@ -567,7 +567,7 @@ def build_blocks(assistant, *, read_only: bool = False, max_upload_bytes: int = 
             exists = ("⚠️ A different document named {} is already indexed: nothing was changed. Tick “Replace a "
                       "document of the same name” and upload again to replace it.").format(esc(name))
             if doc is not None and not replace_same_name and assistant.upload_conflict(doc) is not None:
-                yield refreshed(exists)
+                yield refreshed(exists, scope_choice)
                 return
 
             def work(progress):
@@ -583,6 +583,8 @@ def build_blocks(assistant, *, read_only: bool = False, max_upload_bytes: int = 
                     return assistant.index_upload(read, bool(replace_same_name), progress).to_dict()
                 except DocumentExists:
                     raise APIError(409, exists) from None
+                except CollectionClash as exc:
+                    raise APIError(409, f"⚠️ {esc(exc)}") from None
 
             job = jobs.submit(name, size, work)
             while job.state in ("queued", "running"):
@@ -599,12 +601,14 @@ def build_blocks(assistant, *, read_only: bool = False, max_upload_bytes: int = 
                        gr.skip(), gr.skip())
                 time.sleep(0.5)
             if job.state == "failed":
-                yield refreshed(job.error.detail if job.error.status == 409 else f"⚠️ {esc(job.error.detail)}")
+                yield refreshed(job.error.detail if job.error.status == 409 else f"⚠️ {esc(job.error.detail)}",
+                                scope_choice)
                 return
             report = job.result
             verb = "Added" if report["added"] else "Updated" if report["updated"] else "Unchanged:"
             notes = "".join(f" {esc(n.split(': ', 1)[-1])}." for n in report.get("notes") or [])
-            yield refreshed(f"{verb} {esc(name)} ({_count(report['chunks'], 'chunk')} indexed).{notes}")
+            yield refreshed(f"{verb} {esc(name)} ({_count(report['chunks'], 'chunk')} indexed).{notes}",
+                            scope_choice)
 
         def ask_delete(doc_id):
             if read_only:
@@ -619,23 +623,23 @@ def build_blocks(assistant, *, read_only: bool = False, max_upload_bytes: int = 
                     f"Delete **{esc(record.title)}** ({esc(record.source)}, {_count(record.n_chunks, 'chunk')})? "
                     "Answers will no longer quote it.", "")
 
-        def on_delete(doc_id):
+        def on_delete(doc_id, scope_choice=None):
             if read_only:
-                return refreshed("⚠️ The server is read-only.")
+                return refreshed("⚠️ The server is read-only.", scope_choice)
             if not doc_id:
-                return refreshed("Choose a document to delete.")
+                return refreshed("Choose a document to delete.", scope_choice)
             try:
                 record = assistant.delete_document(doc_id)
             except Store.DoesNotExist:
-                return refreshed("⚠️ That document is already gone.")
-            return refreshed(f"Deleted {esc(record.title)} ({esc(record.source)}).")
+                return refreshed("⚠️ That document is already gone.", scope_choice)
+            return refreshed(f"Deleted {esc(record.title)} ({esc(record.source)}).", scope_choice)
 
-        upload.upload(on_upload, inputs=[upload, replace], outputs=doc_outputs, api_name=False,
+        upload.upload(on_upload, inputs=[upload, replace, scope], outputs=doc_outputs, api_name=False,
                       show_progress="hidden").then(lambda: None, outputs=[upload], api_name=False)
         delete.click(ask_delete, inputs=[to_delete], outputs=[confirm_box, confirm_text, doc_status], api_name=False)
-        confirm.click(on_delete, inputs=[to_delete], outputs=doc_outputs, api_name=False)
+        confirm.click(on_delete, inputs=[to_delete, scope], outputs=doc_outputs, api_name=False)
         cancel_delete.click(lambda: gr.update(visible=False), outputs=[confirm_box], api_name=False)
-        refresh.click(refreshed, outputs=doc_outputs, api_name=False)
+        refresh.click(lambda choice: refreshed("", choice), inputs=[scope], outputs=doc_outputs, api_name=False)
         scope.change(lambda choice: scope_note(assistant, choice), inputs=[scope], outputs=[scope_line],
                      queue=False, api_name=False)
         ask_only.click(lambda doc_id: (gr.update(value=f"d:{doc_id}"), scope_note(assistant, f"d:{doc_id}"))

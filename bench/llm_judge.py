@@ -171,6 +171,8 @@ def main() -> None:
     ap.add_argument("--start", type=int, default=2500)
     ap.add_argument("--tasks", default="summarization,qa", help="HaluEval tasks to run, comma-separated")
     ap.add_argument("--out", type=Path, default=None, help="write all figures as JSON here")
+    ap.add_argument("--evidence-sentences", type=int, default=1,
+                    help="evidence shown per claim: the N best sentences of the document (default 1)")
     ap.add_argument("--aggregation", default=None, choices=sorted(AGGREGATIONS),
                     help="how an output's claim scores combine (default: the calibrated one)")
     ap.add_argument("--choose-aggregation", action="store_true",
@@ -185,6 +187,7 @@ def main() -> None:
     config = Config()
     llm = make_llm(parse_spec(args.llm), config)
     judge = LogprobJudge(llm, fallback=LLMJudge(llm))
+    judge.sentences = args.evidence_sentences
     results = {"llm": args.llm}
     if args.calibrate:
         dev = run_pairs(judge, read_pairs(DATA / "judge_dev_pairs.jsonl"), judge.threshold, "dev pairs (fit)")

@@ -69,8 +69,9 @@ def support_probability(llm, claim: str, sentence: str) -> float | None:
     return yes_probability(top) if top else None
 
 
-def best_sentences(claim: str, context: str, max_words: int = 600, neighbours: int = 1) -> str:
-    """The context itself when short, else the sentences that best cover the claim, in order."""
+def best_sentences(claim: str, context: str, max_words: int = 600, neighbours: int = 1, count: int = 1) -> str:
+    """The context itself when short, else the sentences that best cover the claim, in order
+    (``max_words`` 0: the ``count`` best sentences alone)."""
     if max_words and len(context.split()) <= max_words:
         return context
     spans = sentence_spans(context)
@@ -83,8 +84,11 @@ def best_sentences(claim: str, context: str, max_words: int = 600, neighbours: i
     def score(i: int) -> float:
         return sum(math.log(1 + n / df[w]) for w in wanted & bags[i])
 
-    if not max_words:  # the single best sentence
-        return texts[max(range(n), key=lambda i: (score(i), -i))] if texts else context
+    if not max_words:  # the ``count`` best sentences, in document order
+        if not texts:
+            return context
+        best = sorted(range(n), key=lambda i: (-score(i), i))[:max(1, count)]
+        return " ".join(texts[i] for i in sorted(best))
     picked: set[int] = set()
     words = 0
     for i in sorted(range(n), key=lambda i: -score(i)):
@@ -155,6 +159,7 @@ class LogprobJudge:
         self.max_words = max_words
         self.fallback = fallback or LLMJudge(llm)
         self.aggregation = load_aggregation()
+        self.sentences = 1  # evidence sentences per claim (bench/llm_judge.py --evidence-sentences)
         self.model = {"threshold": self.threshold, "min_weight": 1.0}
         self.calls = 0
         self._no_logprobs = False
@@ -182,7 +187,10 @@ class LogprobJudge:
         return yes_probability(top)
 
     def evidence_for(self, claim: str, context: str) -> str:
-        """What the model is shown for ``claim``: the context's best sentence for it."""
+        """What the model is shown for ``claim``: the context's best sentence for it (``sentences`` > 1:
+        that many best sentences, in document order)."""
+        if self.sentences > 1:
+            return best_sentences(claim, context, max_words=0, neighbours=0, count=self.sentences)
         return best_sentence(claim, context)
 
     def judge(self, claim: str, evidence: list[str] | str) -> Verdict:

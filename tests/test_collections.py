@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 
 import pytest
+
+from conftest import empty_assistant
 from fastapi.testclient import TestClient
 
 from pdf_builders import report_pdf
@@ -114,12 +116,9 @@ def test_the_answer_check_drops_citations_outside_the_scope(assistant):
 
 
 def test_move_a_document(tmp_path):
-    from rag.assistant import Assistant
-    from rag.config import Config
     from rag.index.scope import Scope, ScopeError
 
-    assistant = Assistant.open(Config(data_dir=tmp_path / "data", chroma_url=None, collection="documents",
-                                      llm="extractive", api_key=None))
+    assistant = empty_assistant(tmp_path / "data")
     (tmp_path / "a").mkdir()
     (tmp_path / "a" / "alpha.txt").write_text(ALPHA)
     _ingest(assistant, tmp_path / "a", "alpha")

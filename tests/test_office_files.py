@@ -7,6 +7,8 @@ import io
 
 import pytest
 
+from conftest import empty_assistant
+
 from rag.index.loaders import LoadError, parse_bytes
 
 
@@ -75,11 +77,8 @@ def test_spreadsheet_rows_are_sentences():
 
 
 def test_a_slide_citation_carries_its_slide_number(tmp_path):
-    from rag.assistant import Assistant
-    from rag.config import Config
 
-    assistant = Assistant.open(Config(data_dir=tmp_path / "data", chroma_url=None, collection="documents",
-                                      llm="extractive", api_key=None))
+    assistant = empty_assistant(tmp_path / "data")
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "heron.pptx").write_bytes(deck())
     (tmp_path / "docs" / "sales.xlsx").write_bytes(workbook())

@@ -11,6 +11,8 @@ import shutil
 
 import numpy as np
 import pytest
+
+from conftest import empty_assistant
 from PIL import Image
 
 from pdf_builders import bbc_article, report_pdf, scanned_pdf
@@ -132,15 +134,12 @@ def test_page_image_errors(pdf_assistant):
 
 def test_scanned_pages_are_read_by_ocr_and_cited_on_their_page(tmp_path, report):
     assert shutil.which("tesseract"), "Tesseract is not installed: make ocr (make test installs it)"
-    from rag.assistant import Assistant
-    from rag.config import Config
 
     scan = scanned_pdf(report, pages=[0])
     folder = tmp_path / "docs"
     folder.mkdir()
     (folder / "scan.pdf").write_bytes(scan)
-    assistant = Assistant.open(Config(data_dir=tmp_path / "data", chroma_url=None, collection="documents",
-                                      llm="extractive", api_key=None))
+    assistant = empty_assistant(tmp_path / "data")
     got = assistant.ingest([folder])
     assert got.added and not got.failed
     assert any("page 1 read by OCR (mean word confidence" in note for note in got.notes), got.notes
@@ -177,13 +176,10 @@ def test_a_scanned_upload_is_read_as_a_job_with_its_pages_counted(tmp_path, repo
 
     from fastapi.testclient import TestClient
 
-    from rag.assistant import Assistant
-    from rag.config import Config
     from rag.serve.app import create_app
 
     assert shutil.which("tesseract"), "Tesseract is not installed: make ocr (make test installs it)"
-    assistant = Assistant.open(Config(data_dir=tmp_path / "data", chroma_url=None, collection="documents",
-                                      llm="extractive", api_key=None))
+    assistant = empty_assistant(tmp_path / "data")
     with TestClient(create_app(assistant, ui=False)) as client:
         got = client.post("/api/documents", files={"file": ("scan.pdf", scanned_pdf(report, pages=[0, 1]))})
         assert got.status_code == 202, got.text

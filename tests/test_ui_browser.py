@@ -17,8 +17,6 @@ pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not os.path.exists("/usr/bin/chromium"),
                                  reason="/usr/bin/chromium is missing (install it: make browser)")]
 
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run"]
 SCRIPT = "<script>window.__pwned=1</script>"
 IMG = '<img src=x onerror="window.__pwned=1">'
 XSS_DOC = (f"Harbour Lights festival {IMG} report\n"
@@ -31,16 +29,6 @@ XSS_DOC = (f"Harbour Lights festival {IMG} report\n"
 def url(tmp_path_factory):
     with rag_server(tmp_path_factory.mktemp("ui") / "data") as (url, _proc, _log):
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ from PIL import Image
 
 from live_servers import rag_server
 from pdf_builders import report_pdf
-from test_ui_browser import CHROMIUM_ARGS
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not os.path.exists("/usr/bin/chromium"),
@@ -30,12 +29,10 @@ def url(tmp_path_factory):
         yield url
 
 
-def test_ask_only_this_document_and_see_the_quote_on_its_page(url):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        page = browser.new_context(viewport={"width": 1280, "height": 1000}).new_page()
+def test_ask_only_this_document_and_see_the_quote_on_its_page(url, browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    try:
+        page = context.new_page()
         page.goto(url)
         page.wait_for_selector("#question textarea", timeout=60_000)
         assert "all documents" in page.inner_text("#scope-note")
@@ -70,4 +67,5 @@ def test_ask_only_this_document_and_see_the_quote_on_its_page(url):
         pixels = np.asarray(Image.open(io.BytesIO(png.body())).convert("RGB")).astype(int)
         yellow = (pixels[..., 0] > 200) & (pixels[..., 1] > 150) & (pixels[..., 2] < 140)
         assert yellow.sum() > 300
-        browser.close()
+    finally:
+        context.close()

@@ -15,7 +15,6 @@ from importlib.util import find_spec
 import pytest
 
 from live_servers import rag_server
-from test_ui_browser import CHROMIUM_ARGS
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not os.path.exists("/usr/bin/chromium"),
@@ -41,16 +40,6 @@ def url(tmp_path_factory):
             os.environ.pop("RAG_LLM_MAX_TOKENS", None)
         else:
             os.environ["RAG_LLM_MAX_TOKENS"] = old
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

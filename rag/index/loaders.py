@@ -133,10 +133,9 @@ def _pdf_text(data: bytes, on_page=None) -> tuple[str, str | None, dict]:
     from rag.index.ocr import ocr_page
     from rag.index.pdf import read_pdf
 
-    if os.environ.get("RAG_OCR", "on") == "off":
-        ocr_page = None  # noqa: F811
+    ocr = None if os.environ.get("RAG_OCR", "on") == "off" else ocr_page
     try:
-        read = read_pdf(data, ocr=ocr_page, on_page=on_page, max_page_chars=MAX_PDF_PAGE_CHARS)
+        read = read_pdf(data, ocr=ocr, on_page=on_page, max_page_chars=MAX_PDF_PAGE_CHARS)
     except pdfium.PdfiumError as exc:
         message = str(exc)
         if "password" in message.lower():

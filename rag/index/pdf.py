@@ -29,7 +29,8 @@ FINAL = tuple('.!?:;"”’)')
 # pdfium may not be called from two threads at once, not even on different documents (pypdfium2's
 # documentation): every use in this process (reading, the OCR renders, page images) holds this lock.
 PDFIUM_LOCK = threading.RLock()
-MIN_TEXT_CHARS = 16  # a page with fewer non-space characters in its text layer is read by OCR
+MAX_PAGE_OBJECTS = 100_000  # text runs, paths and images one page may draw (a page of text has a few thousand)
+MIN_TEXT_CHARS = 16  # a page with an image and fewer non-space characters in its text layer is read by OCR
 
 
 @dataclass
@@ -164,6 +165,7 @@ def read_pages(data: bytes, ocr=None, on_page=None, max_page_chars: int = 200_00
     """Every page's lines (OCR for pages without a text layer, when ``ocr`` is given) and the title.
     A page with more than ``max_page_chars`` characters raises ValueError (a decompression bomb)."""
     import pypdfium2 as pdfium
+    import pypdfium2.raw as pdfium_c
 
     with PDFIUM_LOCK:
         doc = pdfium.PdfDocument(data)
@@ -175,6 +177,10 @@ def read_pages(data: bytes, ocr=None, on_page=None, max_page_chars: int = 200_00
             with PDFIUM_LOCK:  # page by page: other threads may render between two pages
                 page = doc[index]
                 width, height = page.get_size()
+                objects = pdfium_c.FPDFPage_CountObjects(page.raw)
+                if objects > MAX_PAGE_OBJECTS:
+                    raise ValueError(f"PDF page {index + 1} draws {objects:,} objects (limit {MAX_PAGE_OBJECTS:,}): "
+                                     "refused as a possible decompression bomb")
                 textpage = page.get_textpage()
                 if textpage.count_chars() > max_page_chars:
                     raise ValueError(f"PDF page {index + 1} holds {textpage.count_chars():,} characters (limit "
@@ -183,7 +189,12 @@ def read_pages(data: bytes, ocr=None, on_page=None, max_page_chars: int = 200_00
                 textpage.close()
             item = PageLines(lines, width, height)
             if sum(len(line.text.replace(" ", "")) for line in lines) < MIN_TEXT_CHARS:
-                item = _read_by_ocr(ocr, page, item)  # renders under the lock, reads outside it
+                with PDFIUM_LOCK:
+                    scanned = has_image(page)
+                if scanned:  # a scan: an image and (almost) no text
+                    item = _read_by_ocr(ocr, page, item)  # renders under the lock, reads outside it
+                elif not lines:
+                    item.problem = "no text and no image on the page"
             with PDFIUM_LOCK:
                 page.close()
             pages.append(item)
@@ -193,6 +204,14 @@ def read_pages(data: bytes, ocr=None, on_page=None, max_page_chars: int = 200_00
     finally:
         with PDFIUM_LOCK:
             doc.close()
+
+
+def has_image(page) -> bool:
+    """Does the page draw an image (a scan does; a blank page or a page of vector text does not)?
+    Call under PDFIUM_LOCK."""
+    import pypdfium2.raw as pdfium_c
+
+    return next(iter(page.get_objects(filter=[pdfium_c.FPDF_PAGEOBJ_IMAGE], max_depth=3)), None) is not None
 
 
 def _read_by_ocr(ocr, page, item: PageLines) -> PageLines:
@@ -441,7 +460,7 @@ def assemble(pages: list[PageLines]) -> tuple[str, list[int], PdfLayout]:
 
 
 def pages_to_ocr(data: bytes) -> int:
-    """How many pages of a PDF have no text layer (would be read by OCR, seconds each); 0 for a file
+    """How many pages of a PDF are scans (an image, no text layer: read by OCR, seconds each); 0 for a file
     pdfium cannot open (its reader says why)."""
     import pypdfium2 as pdfium
 
@@ -456,7 +475,8 @@ def pages_to_ocr(data: bytes) -> int:
                 page = doc[index]
                 textpage = page.get_textpage()
                 text = textpage.get_text_range() if textpage.count_chars() < 4 * MIN_TEXT_CHARS else "x" * MIN_TEXT_CHARS
-                count += len(text.replace(" ", "").replace("\r", "").replace("\n", "")) < MIN_TEXT_CHARS
+                few = len(text.replace(" ", "").replace("\r", "").replace("\n", "")) < MIN_TEXT_CHARS
+                count += few and has_image(page)
                 textpage.close()
                 page.close()
             return count

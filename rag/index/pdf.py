@@ -23,6 +23,7 @@ from __future__ import annotations
 import re
 import threading
 from dataclasses import dataclass, field
+from functools import cached_property
 from statistics import median
 
 FINAL = tuple('.!?:;"”’)')
@@ -47,24 +48,20 @@ class Line:
     def text(self) -> str:
         return "".join(self.chars)
 
-    def _placed(self):
-        return [b for b in self.boxes if b is not None]
+    @cached_property
+    def bounds(self) -> tuple[float, float, float, float]:
+        """(x0, top, x1, bottom) around the placed characters, computed once (a line is complete
+        before its layout is read; the paragraph rules read it for every pair of lines)."""
+        placed = [b for b in self.boxes if b is not None]
+        if not placed:
+            return 0.0, 0.0, 0.0, 0.0
+        return (min(b[0] for b in placed), min(b[1] for b in placed), max(b[2] for b in placed),
+                max(b[3] for b in placed))
 
-    @property
-    def x0(self) -> float:
-        return min((b[0] for b in self._placed()), default=0.0)
-
-    @property
-    def x1(self) -> float:
-        return max((b[2] for b in self._placed()), default=0.0)
-
-    @property
-    def top(self) -> float:
-        return min((b[1] for b in self._placed()), default=0.0)
-
-    @property
-    def bottom(self) -> float:
-        return max((b[3] for b in self._placed()), default=0.0)
+    x0 = property(lambda self: self.bounds[0])
+    top = property(lambda self: self.bounds[1])
+    x1 = property(lambda self: self.bounds[2])
+    bottom = property(lambda self: self.bounds[3])
 
 
 @dataclass
@@ -432,29 +429,23 @@ def assemble(pages: list[PageLines]) -> tuple[str, list[int], PdfLayout]:
     for p, page in enumerate(pages):
         page_starts.append(out.length)
         for k, paragraph in enumerate(_paragraphs(page)):
-            first = _line_chars(paragraph[0])
-            if not first:
+            rows = [_line_chars(line) for line in paragraph]
+            if not rows[0]:
                 continue
             if out.length:
-                continues = k == 0 and open_sentence and first[0][0].islower()
+                continues = k == 0 and open_sentence and rows[0][0][0].islower()
                 out.put(" " if continues else "\n\n")
                 if k == 0:  # the page starts at its first character, after the separator
                     page_starts[-1] = out.length
-            for j, line in enumerate(paragraph):
-                chars = _line_chars(line)
-                if j:
-                    prev_text = "".join(c for c, _ in _line_chars(paragraph[j - 1]))
-                    hyphen = re.search(r"[^\W\d_]-$", prev_text) and chars and chars[0][0].islower()
-                    if not hyphen:
-                        out.put(" ")
-                for i, (ch, box) in enumerate(chars):
-                    if j < len(paragraph) - 1 and i == len(chars) - 1 and ch == "-" and i > 0 and chars[i - 1][0].isalpha():
-                        nxt = _line_chars(paragraph[j + 1])
-                        if nxt and nxt[0][0].islower():
-                            continue  # a line-end hyphen: the word goes on on the next line
+            # a line ending in letter + hyphen before a lower-case line: the word goes on there
+            hyphenated = [len(a) > 1 and a[-1][0] == "-" and a[-2][0].isalpha() and bool(b) and b[0][0].islower()
+                          for a, b in zip(rows, rows[1:])] + [False]
+            for j, chars in enumerate(rows):
+                if j and not hyphenated[j - 1]:
+                    out.put(" ")
+                for ch, box in chars[:-1] if hyphenated[j] else chars:
                     out.put(ch, box, p)
-            last_text = "".join(c for c, _ in _line_chars(paragraph[-1]))
-            open_sentence = not last_text.endswith(FINAL)
+            open_sentence = not "".join(c for c, _ in rows[-1]).endswith(FINAL)
     text = out.text()
     return text, page_starts, PdfLayout([(round(pg.width, 2), round(pg.height, 2)) for pg in pages], out.words)
 

@@ -467,31 +467,26 @@ class Assistant:
         source = f"upload:{name}" if collection == DEFAULT_COLLECTION else f"upload:{collection}/{name}"
         return make_document(text, source, title, **meta, size=len(data), collection=collection)
 
-    def upload_conflict(self, doc):
-        """The indexed document a new upload would silently replace (same name, other content), or None."""
+    def upload_clash(self, doc, replace: bool = False) -> Exception | None:
+        """Why an upload may not be indexed, from one read of the record of its name: CollectionClash
+        when that document sits in another collection (moved there since; an upload never replaces nor
+        moves it), DocumentExists when it holds other content and ``replace`` is off; else None."""
         try:
             old = self.store.document(doc.metadata["doc_id"])
         except Store.DoesNotExist:
             return None
-        return old if old.doc_hash != doc.metadata["doc_hash"] else None
-
-    def collection_clash(self, doc):
-        """The indexed document of that name when it now sits in another collection than the upload's
-        (moved there since): an upload never replaces, nor moves, a document of another collection."""
-        try:
-            old = self.store.document(doc.metadata["doc_id"])
-        except Store.DoesNotExist:
-            return None
-        return old if old.collection != doc.metadata.get("collection", DEFAULT_COLLECTION) else None
+        if old.collection != doc.metadata.get("collection", DEFAULT_COLLECTION):
+            return CollectionClash(doc.metadata["source"])
+        if not replace and old.doc_hash != doc.metadata["doc_hash"]:
+            return DocumentExists(old)
+        return None
 
     def index_upload(self, doc, replace: bool = False, progress=None) -> IngestReport:
         """Index a Document from ``read_upload`` (see ``add_document``)."""
         with self._write_lock:
-            if self.collection_clash(doc) is not None:
-                raise CollectionClash(doc.metadata["source"])
-            old = None if replace else self.upload_conflict(doc)
-            if old is not None:
-                raise DocumentExists(old)
+            clash = self.upload_clash(doc, replace)
+            if clash is not None:
+                raise clash
             report = Indexer(self.store).ingest_documents([doc], chunk_progress=progress)
             self._read_your_writes()
             return report

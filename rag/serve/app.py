@@ -692,12 +692,10 @@ def create_app(assistant, *, read_only: bool = False, api_key: str | None = None
         target = upload_collection(request, collection)
 
         def conflict(doc) -> None:
-            """409 for a name taken in another collection (never replaced or moved by an upload), or taken
-            by other content here without replace=true."""
-            if assistant.collection_clash(doc) is not None:
-                raise APIError(409, str(CollectionClash(doc.metadata["source"])))
-            if not replace and (old := assistant.upload_conflict(doc)) is not None:
-                raise APIError(409, str(DocumentExists(old)))
+            """409 at once for a name taken in another collection or, without replace=true, by other content."""
+            clash = assistant.upload_clash(doc, replace)
+            if clash is not None:
+                raise APIError(409, str(clash))
 
         def index(progress=None, doc=None) -> IngestResult:
             try:  # checked again under the write lock: another upload may have taken the name meanwhile
@@ -716,8 +714,7 @@ def create_app(assistant, *, read_only: bool = False, api_key: str | None = None
                                                  on_page=lambda n, total: progress(n, total, pages=True))
                 except LoadError as exc:
                     raise APIError(422, f"cannot read {name}: {exc}") from None
-                conflict(read)
-                return index(progress, read).model_dump()
+                return index(progress, read).model_dump()  # (index_upload checks the name under the write lock)
 
             job = jobs.submit(name, len(data), read_and_index, collection=target or "default")
             return JSONResponse(job.info().model_dump(), status_code=202, headers={"Location": f"/api/jobs/{job.id}"})

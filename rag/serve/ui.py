@@ -566,8 +566,9 @@ def build_blocks(assistant, *, read_only: bool = False, max_upload_bytes: int = 
                     pass
             exists = ("⚠️ A different document named {} is already indexed: nothing was changed. Tick “Replace a "
                       "document of the same name” and upload again to replace it.").format(esc(name))
-            if doc is not None and not replace_same_name and assistant.upload_conflict(doc) is not None:
-                yield refreshed(exists, scope_choice)
+            clash = None if doc is None else assistant.upload_clash(doc, bool(replace_same_name))
+            if clash is not None:
+                yield refreshed(exists if isinstance(clash, DocumentExists) else f"⚠️ {esc(clash)}", scope_choice)
                 return
 
             def work(progress):
@@ -577,9 +578,7 @@ def build_blocks(assistant, *, read_only: bool = False, max_upload_bytes: int = 
                         read = assistant.read_upload(data, name, on_page=lambda n, total: progress(n, total, pages=True))
                     except LoadError as exc:
                         raise APIError(422, f"Cannot read {name}: {exc}") from None
-                    if not replace_same_name and assistant.upload_conflict(read) is not None:
-                        raise APIError(409, exists)
-                try:
+                try:  # index_upload checks the name under the write lock
                     return assistant.index_upload(read, bool(replace_same_name), progress).to_dict()
                 except DocumentExists:
                     raise APIError(409, exists) from None

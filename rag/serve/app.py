@@ -570,12 +570,16 @@ def create_app(assistant, *, read_only: bool = False, api_key: str | None = None
                            f"this key writes to several collections: name one ({', '.join(sorted(scope.collections))})")
         return collection
 
-    def visible_record(request: Request, doc_id: str):
-        """The document's record, or 404 when it does not exist or the key may not read it."""
-        try:
-            record = assistant.store.document(doc_id)
-        except Store.DoesNotExist:
-            record = None
+    def visible_record(request: Request, doc_id: str, text: bool = False):
+        """The document's record (with its full text only when ``text``: a page image, a move or a
+        delete needs the metadata alone), or 404 when it does not exist or the key may not read it."""
+        if text:
+            try:
+                record = assistant.store.document(doc_id)
+            except Store.DoesNotExist:
+                record = None
+        else:
+            record = next(iter(assistant.store.records([doc_id])), None)
         scope = grant_of(request).scope
         if record is None or (scope is not None and not scope.allows(record)):
             raise APIError(404, f"no document with id {doc_id!r}")
@@ -742,7 +746,7 @@ def create_app(assistant, *, read_only: bool = False, api_key: str | None = None
 
     @api.get("/documents/{doc_id}", response_model=DocumentText, summary="One document with its full text")
     async def get_document(doc_id: str, request: Request) -> DocumentText:
-        record = await run_in_threadpool(visible_record, request, doc_id)
+        record = await run_in_threadpool(visible_record, request, doc_id, True)
         return DocumentText(**_doc_info(record).model_dump(), text=record.text)
 
     @api.patch("/documents/{doc_id}", response_model=DocumentInfo, summary="Move a document to another collection")

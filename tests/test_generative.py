@@ -675,3 +675,48 @@ def test_a_contradicted_claim_is_not_moved_to_a_neighbour(assistant):
         assistant.generator = None
     assert "could not end" not in a.answer
     assert any("could not end" in d and "do not support" in d for d in a.dropped_claims)
+
+
+# ------------------------------------------------------------------ premises and answers that do not answer
+
+PREMISE_QUESTION = "Why did NATO give Ukraine a membership timeline in July?"
+
+
+def test_a_model_abstention_on_a_false_premise_becomes_the_correction(canned, assistant):
+    from rag.answer.generative import NOTE_PREMISE
+
+    quick = assistant.ask(PREMISE_QUESTION)  # no model: the quick answer says the premise is contradicted
+    assert quick.status == "premise_contradicted"
+    a = canned(json.dumps({"answer": "NOT IN DOCUMENTS", "claims": []})).ask(PREMISE_QUESTION)
+    check_invariant(assistant, a)
+    assert a.status == "premise_contradicted" and not a.abstained and a.note == NOTE_PREMISE
+    assert "no concrete timeline" in a.citations[0].quote and a.backend == "openai:canned"
+
+
+def test_a_model_abstention_without_a_premise_stays_an_abstention(canned, assistant):
+    a = canned(json.dumps({"answer": "NOT IN DOCUMENTS", "claims": []})).ask("Who is the Secretary General of NATO?")
+    assert a.abstained and a.note == NOTE_ABSTAINED and a.status == "abstained"
+
+
+def test_a_short_answer_that_does_not_answer_the_question_withholds_its_claims(canned, assistant):
+    question = "How many points does Zelenskyy's victory plan contain?"
+    a = canned("")
+    seen = []
+
+    def judge(claim, sentence):  # a model that finds every claim supported but this answer no answer
+        seen.append(claim)
+        return (0.1 if claim.startswith("Question:") else 0.9), "self-check"
+
+    a.generator.support, a.generator.support_threshold = judge, 0.5
+    plan = next(q.text for q in a.generator.evidence(question, a.retrieve(question, 6), a).quotes
+                if "victory plan" in q.text)
+    n = sentence_number(a, question, plan)
+    a.generator.llm.text = json.dumps({"answer": "3", "claims": [{"claim": "Zelenskyy shared a victory plan.",
+                                                                  "source": n}]})
+    answer = a.ask(question)
+    assert answer.abstained and not answer.citations
+    assert seen == [f"Question: {question} Answer: 3."], "the answer is checked first; its claims are not"
+    assert "does not answer the question" in answer.dropped_claims[0] and "0.10" in answer.dropped_claims[0]
+    # the same reply, with an answer the model finds answers the question, keeps its claim
+    a.generator.support = lambda claim, sentence: (0.9, "self-check")
+    assert not a.ask(question).abstained

@@ -1,6 +1,6 @@
 """Answer backends side by side: extractive vs the packaged GGUF models (Qwen2.5-Coder-1.5B, SmolLM2).
 
-Two sets:
+Three sets:
 
 * seed dev set (``eval/data/seed_dev.jsonl``, 47 questions on the seed article):
   answerable / conversation -> answered and containing an expected phrase;
@@ -9,6 +9,11 @@ Two sets:
   knowledge blocks of those rows are indexed as the corpus (one document per
   row; ``--corpus-rows`` adds distractors), each row's question is asked, and
   an answer counts when it contains ``right_answer`` (case-insensitive).
+* trap questions (``--traps``, off by default; ``eval/data/trap_questions.jsonl``): false premises
+  (``premise_actor``, ``premise_negation``, ``premise_number_date``) and questions the articles do not
+  answer (``unanswerable_restatement``, ``unanswerable_other``) on the seed article and BBC dev articles,
+  indexed together in their own data dir; scored by the seed set's false-premise and unanswerable rules,
+  counted per kind (``by_kind``).
 
 For each backend: share correct, abstention on unanswerable questions, false
 premises caught, claims generated and kept after the checks, quotes that failed the
@@ -18,7 +23,7 @@ prompt tokens per answer, generation tokens/s. ``--questions`` limits each set t
 first N questions (the seed set is shuffled by kind first so every kind is sampled).
 Writes ``bench/out/llm_compare.json`` and a Markdown table ``bench/out/llm_compare.md``.
 
-    .venv/bin/python bench/llm_compare.py [--halueval 50] [--backends extractive,qwen2.5-coder-1.5b,smollm2]
+    .venv/bin/python bench/llm_compare.py [--halueval 50] [--traps] [--backends extractive,qwen2.5-coder-1.5b,smollm2]
 """
 
 from __future__ import annotations
@@ -34,21 +39,35 @@ from common import ROOT, percentiles, table
 from halueval_index import build as build_halueval
 
 import rag  # noqa: F401
-from eval.datasets import halueval_qa
+from eval.datasets import bbc_articles, halueval_qa
 from rag.assistant import Assistant
 from rag.config import Config
 from rag.answer.generative import NOTE_ABSTAINED, NOTE_UNVERIFIED
 from rag.models import ClaimEvent
 from rag.index.ingest import Indexer
+from rag.index.loaders import make_document
 from rag.index.store import Store
 
 OUT = ROOT / "bench" / "out"
 DEFAULT_BACKENDS = "extractive,qwen2.5-coder-1.5b,smollm2"
 
 
-def seed_rows() -> list[dict]:
-    path = ROOT / "eval" / "data" / "seed_dev.jsonl"
+def read_rows(name: str) -> list[dict]:
+    path = ROOT / "eval" / "data" / name
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def seed_rows() -> list[dict]:
+    return read_rows("seed_dev.jsonl")
+
+
+def interleaved(rows: list[dict]) -> list[dict]:
+    """The rows with their kinds taken in turn, so a short run (``--questions``) still samples each kind."""
+    by_kind: dict[str, list[dict]] = {}
+    for r in rows:
+        by_kind.setdefault(r["kind"], []).append(r)
+    return [r for group in zip(*by_kind.values()) for r in group] + \
+        [r for g in by_kind.values() for r in g[min(map(len, by_kind.values())):]]
 
 
 def seed_correct(row: dict, answer) -> bool:
@@ -65,6 +84,28 @@ def seed_correct(row: dict, answer) -> bool:
     return (not answer.abstained) and any(e.lower() in text for e in row["expected"])
 
 
+def rule(kind: str) -> str:
+    """The seed rule a trap kind is scored by: premise_* -> false_premise, unanswerable_* -> unanswerable."""
+    return "false_premise" if kind.startswith("premise_") else "unanswerable" if kind.startswith("unanswerable_") else kind
+
+
+def trap_correct(row: dict, answer) -> bool:
+    return seed_correct({**row, "kind": rule(row["kind"])}, answer)
+
+
+def trap_store(data_dir: Path, rows: list[dict]) -> Store:
+    """The seed article (as the seed set indexes it) plus the BBC articles the trap rows name."""
+    store = Store(Config(data_dir=data_dir, chroma_url=None, collection="traps"))
+    named = {r["article"] for r in rows if r.get("article", "seed") != "seed"}
+    docs = [make_document(text, f"bbc:{path.parent.name}/{path.name}") for path, text in bbc_articles()
+            if f"{path.parent.name}/{path.name}" in named]
+    if len(docs) != len(named):
+        raise SystemExit(f"trap articles not found: {sorted(named - {d.metadata['source'][4:] for d in docs})}")
+    Indexer(store).ingest_documents(docs)
+    Indexer(store).ingest_paths([ROOT / "seeds"])  # also catches up the lexical index
+    return store
+
+
 def count_gate_failures(assistant: Assistant) -> list[int]:
     """Wrap the Assistant's final check so citations it rejects (not verbatim) are counted."""
     from rag.answer.quotes import verify
@@ -72,10 +113,10 @@ def count_gate_failures(assistant: Assistant) -> list[int]:
     failures = [0]
     gate = assistant._checked  # noqa: SLF001
 
-    def counted(answer):
+    def counted(answer, *args, **kwargs):  # _checked also takes the question's scope
         _, bad = verify(answer.citations, lambda doc_id: assistant.store.document(doc_id).text)
         failures[0] += len(bad)
-        return gate(answer)
+        return gate(answer, *args, **kwargs)
 
     assistant._checked = counted  # noqa: SLF001
     return failures
@@ -128,14 +169,17 @@ def summarize(backend: str, dataset: str, records: list[dict]) -> dict:
         return round(sum(r[key] for r in rows) / len(rows), 3) if rows else None
 
     answerable = [r for r in records if r["kind"] in ("answerable", "conversation", "halueval")]
-    unanswerable = [r for r in records if r["kind"] == "unanswerable"]
-    premise = [r for r in records if r["kind"] == "false_premise"]
+    unanswerable = [r for r in records if rule(r["kind"]) == "unanswerable"]
+    premise = [r for r in records if rule(r["kind"]) == "false_premise"]
+    kinds: dict[str, list[dict]] = {}
+    for r in records:
+        kinds.setdefault(r["kind"], []).append(r)
     sentences = sum(r["sentences"] for r in records)
     firsts = [r["first_claim_ms"] for r in records if r.get("first_claim_ms") is not None]
     gen_s = sum(r["gen_s"] for r in records)
     return {
         "backend": backend, "set": dataset, "n": len(records),
-        "correct_answerable": share(answerable, "correct"),
+        "correct_answerable": share(answerable, "correct") if answerable else "",
         "abstain_unanswerable": share(unanswerable, "abstained") if unanswerable else "",
         "false_premise_ok": share(premise, "correct") if premise else "",
         "claims": f"{sum(r['kept'] for r in records)}/{sentences}" if sentences else "",
@@ -150,6 +194,7 @@ def summarize(backend: str, dataset: str, records: list[dict]) -> dict:
         "first_claim_p50_ms": round(statistics.median(firsts)) if firsts else "",
         "tok_per_s": round(sum(r["tokens"] for r in records) / gen_s, 1) if gen_s else "",
         "check_s_per_claim": round(sum(r.get("check_ms", 0) for r in records) / 1000 / sentences, 2) if sentences else "",
+        "by_kind": ", ".join(f"{k} {sum(r['correct'] for r in rs)}/{len(rs)}" for k, rs in kinds.items()),
     }
 
 
@@ -159,6 +204,7 @@ def main() -> None:
     ap.add_argument("--halueval", type=int, default=50, help="HaluEval QA questions (rows 0..N-1, N <= 5000)")
     ap.add_argument("--corpus-rows", default=None, help="index these HaluEval rows as the corpus (default 0:N)")
     ap.add_argument("--skip-seed", action="store_true")
+    ap.add_argument("--traps", action="store_true", help="also ask the trap questions (eval/data/trap_questions.jsonl)")
     ap.add_argument("--questions", type=int, default=0, help="ask only the first N questions of each set (0: all)")
     ap.add_argument("--max-tokens", type=int, default=160)
     ap.add_argument("--data-dir", type=Path, default=OUT / "llm_compare")
@@ -175,12 +221,13 @@ def main() -> None:
         Indexer(seed_store).ingest_paths([ROOT / "seeds"])
         rows = seed_rows()
         if args.questions:  # interleave the kinds so a short run still samples each
-            by_kind: dict[str, list[dict]] = {}
-            for r in rows:
-                by_kind.setdefault(r["kind"], []).append(r)
-            rows = [r for group in zip(*by_kind.values()) for r in group] + \
-                [r for g in by_kind.values() for r in g[min(map(len, by_kind.values())):]]
+            rows = interleaved(rows)
         sets.append(("seed_dev", seed_store, rows[: args.questions or None], seed_correct))
+    if args.traps:
+        rows = read_rows("trap_questions.jsonl")
+        store = trap_store(args.data_dir / "traps", rows)
+        rows = interleaved(rows) if args.questions else rows
+        sets.append(("traps", store, rows[: args.questions or None], trap_correct))
     if args.halueval:
         rows = list(halueval_qa(range(args.halueval)))
         a, b = (args.corpus_rows or f"0:{args.halueval}").split(":")
@@ -206,7 +253,7 @@ def main() -> None:
             print(table([row]), flush=True)
     columns = ["backend", "set", "n", "correct_answerable", "abstain_unanswerable", "false_premise_ok",
                "claims", "kept_claims", "not_verbatim", "fallback", "model_abstained", "errors", "p50_ms", "p95_ms", "first_claim_p50_ms",
-               "prompt_tokens_p50", "tok_per_s", "wall_s"]
+               "prompt_tokens_p50", "tok_per_s", "wall_s", "by_kind"]
     print()
     print(table(summary, columns))
     OUT.mkdir(parents=True, exist_ok=True)

@@ -89,6 +89,19 @@ def rule(kind: str) -> str:
     return "false_premise" if kind.startswith("premise_") else "unanswerable" if kind.startswith("unanswerable_") else kind
 
 
+def premise_flagged(row: dict, answer) -> bool:
+    """The strict reading of a false premise: the answer says the premise is wrong (the extractive
+    engine's flag, or a "No.") or the answer's own words -- a model's claims, not the quotes under
+    them -- say what the correcting sentence says. An extractive answer that merely quotes the
+    correcting sentence passes ``seed_correct`` but not this."""
+    if answer is None or rule(row["kind"]) != "false_premise":
+        return False
+    if answer.status == "premise_contradicted" or answer.answer.startswith("No."):
+        return True
+    return (not answer.abstained and answer.backend != "extractive" and answer.note != NOTE_UNVERIFIED
+            and any(e.lower() in answer.answer.lower() for e in row.get("expected", [])))
+
+
 def trap_correct(row: dict, answer) -> bool:
     return seed_correct({**row, "kind": rule(row["kind"])}, answer)
 
@@ -151,6 +164,7 @@ def run(assistant: Assistant, items: list[dict], judge, stream: bool = False) ->
         records.append({
             "id": item["id"], "kind": item["kind"], "ms": ms, "first_claim_ms": first_claim_ms, "error": error,
             "correct": bool(answer is not None and judge(item, answer)),
+            "premise_flagged": premise_flagged(item, answer),
             "abstained": bool(answer is not None and answer.abstained),
             "note": answer.note if answer is not None else None,
             "answer": answer.answer if answer is not None else None,
@@ -182,6 +196,7 @@ def summarize(backend: str, dataset: str, records: list[dict]) -> dict:
         "correct_answerable": share(answerable, "correct") if answerable else "",
         "abstain_unanswerable": share(unanswerable, "abstained") if unanswerable else "",
         "false_premise_ok": share(premise, "correct") if premise else "",
+        "premise_strict": f"{sum(r.get('premise_flagged', False) for r in premise)}/{len(premise)}" if premise else "",
         "claims": f"{sum(r['kept'] for r in records)}/{sentences}" if sentences else "",
         "kept_claims": round(sum(r["kept"] for r in records) / sentences, 3) if sentences else "",
         "not_verbatim": sum(r["not_verbatim"] for r in records),
@@ -251,7 +266,7 @@ def main() -> None:
             summary.append(row)
             details[f"{backend}|{name}"] = records
             print(table([row]), flush=True)
-    columns = ["backend", "set", "n", "correct_answerable", "abstain_unanswerable", "false_premise_ok",
+    columns = ["backend", "set", "n", "correct_answerable", "abstain_unanswerable", "false_premise_ok", "premise_strict",
                "claims", "kept_claims", "not_verbatim", "fallback", "model_abstained", "errors", "p50_ms", "p95_ms", "first_claim_p50_ms",
                "prompt_tokens_p50", "tok_per_s", "wall_s", "by_kind"]
     print()

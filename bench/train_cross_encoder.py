@@ -271,27 +271,68 @@ def bbc_examples(n: int, budget: int, rng: random.Random):
     return out
 
 
-def qwen_examples(path: Path, budget: int, soft_weight: float, dev_share: int = 5):
-    """(claim, evidence window, target, kind) from bench/qwen_paraphrases.py's file, split by article:
-    one article in ``dev_share`` goes to the held-out pairs (hard labels, kind "qwen"), the rest trains.
+def window_around(sentence: str, text: str, budget: int, rng: random.Random) -> str:
+    """``sentence`` with neighbours of its article (``text``) around it, in document order, up to a random
+    share of ``budget`` wordpieces: the evidence always holds the sentence a label was set against."""
+    sents = [s.text(text) for s in sentence_spans(text)]
+    at = next((i for i, s in enumerate(sents) if s.strip() == sentence.strip()), None)
+    if at is None or rng.random() < 0.4:
+        return sentence
+    lengths = [len(x) for x in wordpieces(sents)]
+    room = rng.randint(lengths[at] + 1, max(lengths[at] + 1, budget))
+    lo = hi = at
+    used = lengths[at]
+    while True:
+        grew = False
+        for j in ((lo - 1, hi + 1) if rng.random() < 0.5 else (hi + 1, lo - 1)):
+            if 0 <= j < len(sents) and not (lo <= j <= hi) and used + lengths[j] + 1 <= room:
+                used += lengths[j] + 1
+                lo, hi = min(lo, j), max(hi, j)
+                grew = True
+        if not grew:
+            return " ".join(sents[lo:hi + 1])
+
+
+def qwen_examples(path: Path, budget: int, soft_weight: float, dev_share: int = 5, augment: bool = False,
+                  rng: random.Random | None = None):
+    """(claim, evidence, target, kind) from bench/qwen_paraphrases.py's file, split by article:
+    one article in ``dev_share`` goes to the held-out pairs (hard labels, kind "qwen", the sentence alone
+    as evidence), the rest trains.
 
     Paraphrases are labelled 1 only where the Qwen judge agreed; contradictions are 0 by construction. The
-    training target mixes that label with the Qwen judge's P(yes): (1 - w) * label + w * p_yes."""
+    training target mixes that label with the Qwen judge's P(yes): (1 - w) * label + w * p_yes. Training
+    evidence is the sentence, or the sentence with its article's neighbours (``window_around``).
+
+    ``augment`` adds, per source sentence, pairs whose labels follow from those already set: the sentence
+    as a claim against its own paraphrase (1), and every contradiction of the sentence against its
+    paraphrase (0): a false claim that shares *fewer* words with its evidence than the true one does, the
+    opposite of what word overlap predicts."""
     import zlib
 
+    rng = rng or random.Random(7)
+    articles = {f"{p.parent.name}/{p.name}": text for p, text in bbc_articles()}
     train, held = [], []
+    by_sentence: dict[tuple[str, str], list[dict]] = {}
     for line in path.read_text().splitlines():
         if not line.strip():
             continue
         r = json.loads(line)
         if r["label"] not in (0, 1) or r["p_yes"] is None:
             continue
-        window = evidence_window(r["claim"], r["evidence"], budget)
         if zlib.crc32(r["article"].encode()) % dev_share == 0:
-            held.append((r["claim"], window, r["label"], "qwen"))
-        else:
-            target = (1 - soft_weight) * r["label"] + soft_weight * r["p_yes"]
-            train.append((r["claim"], window, round(target, 4), r["kind"]))
+            held.append((r["claim"], r["evidence"], r["label"], "qwen"))
+            continue
+        evidence = window_around(r["evidence"], articles.get(r["article"], ""), budget, rng)
+        target = (1 - soft_weight) * r["label"] + soft_weight * r["p_yes"]
+        train.append((r["claim"], evidence, round(target, 4), r["kind"]))
+        by_sentence.setdefault((r["article"], r["evidence"]), []).append(r)
+    if augment:
+        for (_, sentence), rows in by_sentence.items():
+            paraphrases = [r["claim"] for r in rows if r["label"] == 1 and r["kind"] == "qwen_paraphrase"]
+            false = [r["claim"] for r in rows if r["label"] == 0]
+            for p in paraphrases:
+                train.append((sentence, p, 1.0, "qwen_aug_reverse"))
+                train += [(f, p, 0.0, "qwen_aug_false_vs_paraphrase") for f in false]
     return train, held
 
 
@@ -623,6 +664,8 @@ def main() -> None:
     ap.add_argument("--held-limit", type=int, help="measure on the first N held-out items only")
     ap.add_argument("--qwen-pairs", type=Path, help="judge: bench/qwen_paraphrases.py output, added to the training data")
     ap.add_argument("--qwen-repeat", type=int, default=2, help="judge: each Qwen pair this many times")
+    ap.add_argument("--qwen-augment", action="store_true",
+                    help="judge: add the pairs whose labels follow from the Qwen pairs (see qwen_examples)")
     ap.add_argument("--soft-weight", type=float, default=0.3,
                     help="judge: target = (1 - w) * label + w * Qwen's p_yes, for the Qwen pairs")
     args = ap.parse_args()
@@ -681,7 +724,8 @@ def main() -> None:
         sub = (sub * math.ceil(args.epochs))[: int(len(sub) * args.epochs)]
     chosen = [train_rows[i] for i in sub]
     if args.qwen_pairs and args.task == "judge":
-        qwen, qwen_held = qwen_examples(args.qwen_pairs, cfg["evidence_budget"], args.soft_weight)
+        qwen, qwen_held = qwen_examples(args.qwen_pairs, cfg["evidence_budget"], args.soft_weight,
+                                        augment=args.qwen_augment, rng=random.Random(args.seed))
         print(f"Qwen pairs: {len(qwen)} training, {len(qwen_held)} held out, from {args.qwen_pairs}; training by kind:",
               dict(Counter(r[3] for r in qwen)), flush=True)
         chosen += qwen * args.qwen_repeat

@@ -19,7 +19,7 @@ import numpy as np
 from rag.config import Config
 from rag.index.embeddings import default_embedding
 from rag.answer.extractive.scoring import Candidate, SentenceEmbeddings, candidates, choose, related_sentence
-from rag.answer.extractive.premises import missing_entities, premise_verdict
+from rag.answer.extractive.premises import as_named, missing_entities, premise_verdict
 from rag.answer.followup import rewrite
 from rag.index.ingest import Indexer, IngestReport
 from rag.index.loaders import LoadError, make_document, parse_bytes
@@ -260,12 +260,12 @@ class Assistant:
         if absent and answer_type(question) and len(absent) >= 0.5 * len(question_names(question)):
             # "Who is the Secretary General of NATO?": most of what it names is not there, so nothing to name
             shown = best.text if best.text[:1] in "“\"" else f"“{best.text}”"
-            text = f"The documents do not mention {', '.join(absent)}. Related, but not an answer: {shown} [1]"
+            text = f"The documents do not mention {', '.join(as_named(question, absent))}. Related, but not an answer: {shown} [1]"
             return Answer(answer=text, abstained=True, status="abstained",
                           citations=[self._citation(1, best, "related")], backend="extractive")
         verdict = "contradiction" if absent else premise_verdict(question, best.text, idf)
         if verdict == "contradiction":
-            lead = (f"The documents do not mention {', '.join(absent)}; what they say is:" if absent
+            lead = (f"The documents do not mention {', '.join(as_named(question, absent))}; what they say is:" if absent
                     else "The documents contradict the premise of the question:")
             return Answer(answer=f"{lead} {best.text} [1]", status="premise_contradicted",
                           citations=[self._citation(1, best, "contradiction")], backend="extractive")

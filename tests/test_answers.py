@@ -184,3 +184,13 @@ def test_overview_with_several_documents(config, tmp_path):
     assert "Iceland volcano erupts near Grindavik" in generic.answer
     for a in (named, generic):
         _check_invariant(assistant, a)
+
+
+def test_a_name_the_documents_never_mention_is_shown_whole():
+    from rag.answer.extractive.premises import as_named, missing_entities
+
+    q = "How did the United States government respond to Zelenskyy's proposal?"
+    absent = missing_entities(q, "Zelenskyy proposed a ceasefire; member states of NATO were wary.")
+    assert absent == ["United"]  # "States" is in the text, lower-case
+    assert as_named(q, absent) == ["United States"]
+    assert as_named("Did the Bank of England cut rates?", ["Bank", "England"]) == ["Bank of England"]

@@ -45,6 +45,14 @@ def missing_entities(question: str, context: str) -> list[str]:
     return [w for w in question_names(question) if w.lower() not in low]
 
 
+def as_named(question: str, words: list[str]) -> list[str]:
+    """The names ``words`` belong to, as the question writes them: "United" of "the United States
+    government" is shown as "United States", "Supreme" as "Supreme Court"."""
+    runs = [m.group(0) for m in re.finditer(r"\b[A-Z][\w’'.-]*(?:\s+(?:of\s+)?[A-Z][\w’'.-]*)*", question)]
+    shown = [next((r for r in runs if re.search(rf"(?<![\w]){re.escape(w)}(?![\w])", r)), w) for w in words]
+    return list(dict.fromkeys(shown))
+
+
 def premise_verdict(question: str, sentence: str, idf: dict[str, float]) -> str | None:
     """How the best sentence relates to what the question takes for granted.
 

@@ -21,3 +21,12 @@ def test_a_highlight_that_does_not_match_the_quote_is_ignored():
     html = card_html(cite(Highlight(start=28, end=36, text="BBC News")), DOC)
     assert "short-answer" not in html and "<mark>In an interview with Sky News" in html
     assert "<b>" not in html  # document markup stays text
+
+
+def test_the_tagline_promises_what_the_backend_does():
+    from rag.serve.ui import tagline
+
+    assert "sentences quoted verbatim" in tagline("extractive")
+    model = tagline("gguf:qwen2.5-coder-1.5b")
+    assert "cites a sentence quoted verbatim" in model and "checks that the claim says what" in model
+    assert "is a verbatim quote" not in model  # a model's claims are its own words

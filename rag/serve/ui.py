@@ -257,11 +257,20 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
+def tagline(backend: str) -> str:
+    """What the page promises, true for the backend that answers: quick answers are the documents'
+    own sentences; a model writes its claims in its own words, each citing a verbatim quote."""
+    if backend == "extractive":
+        return "Every answer is made of sentences quoted verbatim from your documents, each checked against its document."
+    return ("Every claim cites a sentence quoted verbatim from your documents, checked against its document; "
+            "the model then checks that the claim says what that sentence says, and drops it if not.")
+
+
 def header_html(assistant, read_only: bool) -> str:
     docs = assistant.documents()
     mode = " · read-only" if read_only else ""
     return ("<h1>Grounded document chat</h1>"
-            "<p class='tagline'>Every claim in an answer is a verbatim quote, checked against its document.</p>"
+            f"<p class='tagline'>{esc(tagline(assistant.backend))}</p>"
             f"<span id='backend-indicator'>Answer backend: <b>{esc(assistant.backend)}</b> · "
             f"{_count(len(docs), 'document')} · {_count(sum(d.n_chunks for d in docs), 'chunk')}{mode}</span>")
 

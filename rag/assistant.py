@@ -205,9 +205,9 @@ class Assistant:
                 yield self._finish(item, question, used, t0, t1, allowed)
                 return
             if isinstance(item, ClaimEvent):
-                if allowed is not None and item.citation.doc_id not in allowed:
+                if allowed is not None and any(c.doc_id not in allowed for c in [item.citation, *item.also]):
                     continue  # never shown: the final Answer's check drops it too
-                self._paged([item.citation])
+                self._paged([item.citation, *item.also])
             yield item
 
     @staticmethod

@@ -42,6 +42,7 @@ class ClaimEvent(BaseModel):
 
     text: str
     citation: Citation
+    also: list[Citation] = Field(default_factory=list, description="Further citations of a claim that joins two sentences")
     support: float | None = Field(None, description="The answer model's own P(its sentences support the claim)")
 
 
@@ -77,6 +78,8 @@ class Claim(BaseModel):
 
     text: str = Field(description="The claim sentence with its [n] marker")
     citation_id: int
+    also_cites: list[int] = Field(default_factory=list, description="Further citations the claim rests on: a claim "
+                                  "joining two sentences is checked against both together")
     support: float | None = Field(
         None, description="P(yes) that the cited sentences support every part of the claim, read from the answer "
                           "model's own first-token logprobs (None: not checked by a model)")

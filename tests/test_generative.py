@@ -720,3 +720,31 @@ def test_a_short_answer_that_does_not_answer_the_question_withholds_its_claims(c
     # the same reply, with an answer the model finds answers the question, keeps its claim
     a.generator.support = lambda claim, sentence: (0.9, "self-check")
     assert not a.ask(question).abstained
+
+
+def test_a_claim_joining_two_sentences_is_checked_against_both_and_cites_both(canned, assistant):
+    question = "What did Zelenskyy propose, and what does Russia demand?"
+    a = canned("")
+    ev = a.generator.evidence(question, a.retrieve(question, 6), a)
+    umbrella = next(q for q in ev.quotes if "umbrella" in q.text)
+    demand = next((q for q in ev.quotes if "continues to demand" in q.text), None)
+    assert demand is not None and abs(demand.n - umbrella.n) > 1, "two sentences apart in the evidence"
+    checked = []
+
+    def judge(claim, sentence):  # supported only by both sentences together
+        checked.append(sentence)
+        return (0.9 if "umbrella" in sentence and "continues to demand" in sentence else 0.2), "self-check"
+
+    a.generator.support, a.generator.support_threshold = judge, 0.5
+    claim = "Zelenskyy proposed the NATO umbrella, while Russia continues to demand recognition of its annexation."
+    a.generator.llm.text = json.dumps({"claims": [{"claim": claim, "source": umbrella.n}]})
+    answer = a.ask(question)
+    check_invariant(assistant, answer)
+    assert [c.quote for c in answer.citations] == [umbrella.text, demand.text]
+    assert answer.answer.endswith("[1] [2]") and answer.claims[0].also_cites == [2]
+    assert answer.claims[0].support == 0.9 and checked[-1] == f"{umbrella.text} {demand.text}"
+    # a judge that finds no support in the pair either: dropped, with the better of its scores
+    a.generator.support = lambda claim, sentence: (0.3 if "umbrella" in sentence and "demand" in sentence else 0.1,
+                                                   "self-check")
+    dropped = a.ask(question)
+    assert not dropped.claims and "P(yes) 0.30" in dropped.dropped_claims[0]

@@ -122,18 +122,42 @@ class ClaimChecker:
         return max([quote, *self.neighbours(quote)], key=lambda q: (overlap(text, q.text), q is quote))
 
     def supported(self, text: str, quote, movable: bool = True):
-        """(the sentence the claim rests on or None, its support score, what checked it). The sentence
-        checked first is the cited one or the neighbour sharing most words with the claim; if that
-        fails, the cited one."""
+        """(the sentence the claim rests on or None, its support score, what checked it, a second
+        sentence or None). The sentence checked first is the cited one or the neighbour sharing most
+        words with the claim; if that fails, the cited one; if that fails too, the claim may join two
+        facts: it is checked once more against those sentences together (``pair``)."""
         first = self.target(text, quote) if movable else quote
         if self.verify is None:
-            return first, None, ""
+            return first, None, "", None
         score, how = self.verify(text, first.text)
-        if score < self.threshold and first is not quote:
+        if score >= self.threshold:
+            return first, score, how, None
+        if first is not quote:
             second, how2 = self.verify(text, quote.text)
             if second >= self.threshold:
-                return quote, second, how2
-        return (first if score >= self.threshold else None), score, how
+                return quote, second, how2, None
+        pair = self.pair(text, first) if movable else None
+        if pair is not None:
+            joined, other = pair
+            both, how3 = self.verify(text, joined)
+            if both >= self.threshold:
+                return first, both, how3, other
+            score = max(score, both)
+        return None, score, how, None
+
+    def pair(self, text: str, first):
+        """A claim resting on two sentences (HotpotQA answers join two paragraphs; a 1.5B model cites one
+        of them): the evidence sentence holding most of the claim's words that ``first`` lacks, and the two
+        in document order as one text. None when no sentence adds a word of the claim."""
+        missing = set(tokenize(text)) - set(tokenize(first.text))
+        if not missing:
+            return None
+        others = [q for q in self.evidence.quotes if q.n and q.n != first.n]
+        best = max(others, key=lambda q: (len(missing & set(tokenize(q.text))), -abs(q.n - first.n)), default=None)
+        if best is None or not missing & set(tokenize(best.text)):
+            return None
+        a, b = sorted((first, best), key=lambda q: (q.doc_id != first.doc_id, q.start))
+        return f"{a.text} {b.text}", best
 
     def add(self, claim: dict) -> ClaimEvent | None:
         """Check one claim; its rendered sentence and citation, or None when dropped."""
@@ -142,9 +166,10 @@ class ClaimChecker:
         text = " ".join(_MARKERS.sub("", str(claim.get("claim", ""))).split())
         quote = self.evidence.find(claim.get("source"), claim.get("quote"))
         why = self.reason_to_drop(text, quote)
-        support, how = None, ""
+        support, how, other = None, "", None
         if not why:
-            quote, support, how = self.supported(claim.get("check_as") or text, quote, movable="check_as" not in claim)
+            quote, support, how, other = self.supported(claim.get("check_as") or text, quote,
+                                                        movable="check_as" not in claim)
             if quote is None:
                 why = f"{UNSUPPORTED} (P(yes) {support:.2f} < {self.threshold:.2f}, {how})"
         if why:
@@ -154,23 +179,30 @@ class ClaimChecker:
         if (key, text.lower()) in r.seen:
             return None  # the same claim twice
         r.seen.add((key, text.lower()))
-        new = key not in r.ids
-        if new:
+        cite = self.cite(quote)
+        also = [self.cite(other)] if other is not None else []
+        if text[-1] not in ".!…\"'”’)":
+            text += "."
+        sentence = f"{text} " + " ".join(f"[{c.id}]" for c in [cite, *also])
+        r.text = f"{r.text} {sentence}".strip()
+        r.kept += 1
+        support = round(support, 4) if support is not None else None
+        r.claims.append(Claim(text=sentence, citation_id=cite.id, also_cites=[c.id for c in also], support=support,
+                              checked_by=how))
+        return ClaimEvent(text=sentence, citation=cite, also=also, support=support)
+
+    def cite(self, quote) -> Citation:
+        """The answer's citation of ``quote`` (numbered in order of first use, one per span)."""
+        r = self.result
+        key = (quote.doc_id, quote.start, quote.end)
+        if key not in r.ids:
             r.ids[key] = len(r.ids) + 1
             cite = Citation(id=r.ids[key], quote=quote.text, doc_id=quote.doc_id, source=quote.source,
                             title=quote.title, start=quote.start, end=quote.end,
                             score=_score(self.question, quote.text), role="support")
             cite._doc_hash = quote.doc_hash  # noqa: SLF001
             r.citations.append(cite)
-        cite = next(c for c in r.citations if c.id == r.ids[key])
-        if text[-1] not in ".!…\"'”’)":
-            text += "."
-        sentence = f"{text} [{cite.id}]"
-        r.text = f"{r.text} {sentence}".strip()
-        r.kept += 1
-        support = round(support, 4) if support is not None else None
-        r.claims.append(Claim(text=sentence, citation_id=cite.id, support=support, checked_by=how))
-        return ClaimEvent(text=sentence, citation=cite, support=support)
+        return next(c for c in r.citations if c.id == r.ids[key])
 
 
 def answer_first(question: str, said: str, ev: evidence_mod.Evidence, claims, checker: ClaimChecker):

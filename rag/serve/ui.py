@@ -186,7 +186,10 @@ def answer_html(answer: Answer, doc_text) -> str:
         for c in answer.citations:
             if c.doc_id not in texts:
                 texts[c.doc_id] = doc_text(c.doc_id)
-        claims = {cl.citation_id: cl for cl in answer.claims}
+        claims = {}
+        for cl in answer.claims:  # a claim joining two sentences shows its check on both cards
+            for cid in (cl.citation_id, *cl.also_cites):
+                claims.setdefault(cid, cl)
         parts.append('<div class="cites">' + "".join(card_html(c, texts[c.doc_id], claims.get(c.id))
                                                      for c in answer.citations) + "</div>")
     return "\n\n".join(parts)
@@ -365,9 +368,9 @@ def build_blocks(assistant, *, read_only: bool = False, max_upload_bytes: int = 
                 if isinstance(item, SourcesEvent):
                     reading = reading_html(item)
                 elif isinstance(item, ClaimEvent):  # a verified claim: show it with its quote at once
-                    text += (f"{esc(item.text)}<div class='cite-passage streamed-quote'>“{esc(item.citation.quote)}”"
-                             f" — {esc(item.citation.title)}</div><div class='cite-check'>"
-                             f"{esc(checked_text(item))}</div>")
+                    text += esc(item.text) + "".join(
+                        f"<div class='cite-passage streamed-quote'>“{esc(c.quote)}” — {esc(c.title)}</div>"
+                        for c in [item.citation, *item.also]) + f"<div class='cite-check'>{esc(checked_text(item))}</div>"
                 else:
                     text += esc(item)
                 yield reading + text + " ▍", None

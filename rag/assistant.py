@@ -19,7 +19,7 @@ import numpy as np
 from rag.config import Config
 from rag.index.embeddings import default_embedding
 from rag.answer.extractive.scoring import Candidate, SentenceEmbeddings, candidates, choose, related_sentence
-from rag.answer.extractive.premises import as_named, missing_entities, premise_verdict
+from rag.answer.extractive.premises import PREMISE_LEAD, as_named, missing_entities, premise_verdict
 from rag.answer.followup import rewrite
 from rag.index.ingest import Indexer, IngestReport
 from rag.index.loaders import LoadError, make_document, parse_bytes
@@ -31,7 +31,7 @@ from rag.index import page_files
 from rag.index.store import DEFAULT_COLLECTION, Store
 
 # Words the answerer adds around quotes; they frame a quote and are not claims about the documents.
-FRAMES = re.compile(r"^(?:No\.\s+|The documents contradict the premise of the question:\s+|"
+FRAMES = re.compile(rf"^(?:No\.\s+|{re.escape(PREMISE_LEAD)}\s+|"
                     r"The documents do not mention [^;]{1,200}; what they say is:\s+|Related, but not an answer:\s+|"
                     r"(?:The main points of|From) “[^”]{1,300}”:\s+|"
                     r"\d+ documents are indexed[^:]{0,200}:\s+)")
@@ -266,7 +266,7 @@ class Assistant:
         verdict = "contradiction" if absent else premise_verdict(question, best.text, idf)
         if verdict == "contradiction":
             lead = (f"The documents do not mention {', '.join(as_named(question, absent))}; what they say is:" if absent
-                    else "The documents contradict the premise of the question:")
+                    else PREMISE_LEAD)
             return Answer(answer=f"{lead} {best.text} [1]", status="premise_contradicted",
                           citations=[self._citation(1, best, "contradiction")], backend="extractive")
         if verdict == "no":

@@ -715,7 +715,7 @@ def test_a_short_answer_that_does_not_answer_the_question_withholds_its_claims(c
                                                                   "source": n}]})
     answer = a.ask(question)
     assert answer.abstained and not answer.citations
-    assert seen == [f"Question: {question} Answer: 3."], "the answer is checked first; its claims are not"
+    assert seen and set(seen) == {f"Question: {question} Answer: 3."}, "the answer is checked; its claims are not"
     assert "does not answer the question" in answer.dropped_claims[0] and "0.10" in answer.dropped_claims[0]
     # the same reply, with an answer the model finds answers the question, keeps its claim
     a.generator.support = lambda claim, sentence: (0.9, "self-check")

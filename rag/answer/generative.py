@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Iterator
 
 from rag.answer import evidence as evidence_mod
+from rag.answer.extractive.premises import PREMISE_LEAD
 from rag.answer.extractive.scoring import Candidate, candidates
 from rag.index.sentences import sentence_spans
 from rag.answer.extractive.overview import is_overview
@@ -243,9 +244,11 @@ def answers_question(question: str, said: str, ev: evidence_mod.Evidence, claims
     plan has, Qwen answered "3" with claims copied from the sentence about the plan, which its
     check of each claim rightly passed; asked which Sky News reporter conducted the interview, it
     answered "Sky News". So a short answer (a few words, not yes/no) is put to the same check as
-    "Question: Q Answer: A." against the sentence the first claim rests on; under the threshold, the
-    claims go to ``dropped_claims`` with that reason and the answer abstains. ``answer_first``'s
-    answers were checked in this form already."""
+    "Question: Q Answer: A." against the sentence the first claim rests on, then (a question that
+    joins two facts: HotpotQA's "which magazine was started first") against that sentence and the one
+    holding most of the question's other words; under the threshold both times, the claims go to
+    ``dropped_claims`` with that reason and the answer abstains. ``answer_first``'s answers were
+    checked in this form already."""
     said = (said or "").strip(" .")
     if (not claims or not said or checker.verify is None or says_abstain(said) or is_overview(question)
             or len(said.split()) > 6 or re.match(r"(?i)(?:yes|no)\b", said) or any("check_as" in c for c in claims)):
@@ -255,9 +258,17 @@ def answers_question(question: str, said: str, ev: evidence_mod.Evidence, claims
     quote = ev.find(first.get("source"), first.get("quote"))
     if quote is None or checker.reason_to_drop(text, quote):
         return claims
-    score, how = checker.verify(f"Question: {question} Answer: {said}.", checker.target(text, quote).text)
+    asked = f"Question: {question} Answer: {said}."
+    first = checker.target(text, quote)
+    score, how = checker.verify(asked, first.text)
     if score >= checker.threshold:
         return claims
+    pair = checker.pair(f"{question} {said}", first)  # a two-step question needs two sentences
+    if pair is not None:
+        both, how = checker.verify(asked, pair[0])
+        if both >= checker.threshold:
+            return claims
+        score = max(score, both)
     checker.result.dropped += [f"{str(c.get('claim', ''))} -- dropped: the model's answer ({said!r}) does not answer "
                                f"the question (P(yes) {score:.2f} < {checker.threshold:.2f}, {how})" for c in claims]
     return []
@@ -584,8 +595,8 @@ class Generator:
         if claims == [] or (claims is None and is_abstention(trace.raw)):
             # a 1.5B model answers "not in the documents" to most false premises (5 of 8 on the seed
             # set): the quick answer's premise check says whether a sentence contradicts the premise
-            quick = assistant.extractive_answer(question, nodes, allowed)
-            if quick.status == "premise_contradicted" or (not quick.abstained and quick.answer.startswith("No. ")):
+            quick = assistant.extractive_answer(question, nodes, allowed)  # (not a name the documents lack)
+            if quick.answer.startswith((PREMISE_LEAD, "No. ")) and not quick.abstained:
                 trace.fallback = "premise"
                 quick.backend, quick.note = self.name, NOTE_PREMISE
                 quick.dropped_claims = result.dropped + quick.dropped_claims

@@ -39,6 +39,10 @@ def _antonym_flip(question: str, sentence: str) -> bool:
     return False
 
 
+# how a quick answer opens when its best sentence contradicts the question's premise
+PREMISE_LEAD = "The documents contradict the premise of the question:"
+
+
 def missing_entities(question: str, context: str) -> list[str]:
     """Capitalised names in the question (not its first word) that the retrieved text never mentions."""
     low = context.lower()

@@ -99,9 +99,11 @@ class ClaimChecker:
     checked (and cited) is whichever of the cited one and its neighbours shares most words with
     the claim, and the cited one if that fails."""
 
-    def __init__(self, question: str, evidence: evidence_mod.Evidence, verify=None, threshold: float = 0.5):
+    def __init__(self, question: str, evidence: evidence_mod.Evidence, verify=None, threshold: float = 0.5,
+                 answer_threshold: float | None = None):
         self.question, self.evidence = question, evidence
         self.verify, self.threshold = verify, threshold
+        self.answer_threshold = threshold if answer_threshold is None else answer_threshold
         self.result = Checked()
 
     def neighbours(self, quote) -> list:
@@ -261,16 +263,16 @@ def answers_question(question: str, said: str, ev: evidence_mod.Evidence, claims
     asked = f"Question: {question} Answer: {said}."
     first = checker.target(text, quote)
     score, how = checker.verify(asked, first.text)
-    if score >= checker.threshold:
+    if score >= checker.answer_threshold:
         return claims
     pair = checker.pair(f"{question} {said}", first)  # a two-step question needs two sentences
     if pair is not None:
         both, how = checker.verify(asked, pair[0])
-        if both >= checker.threshold:
+        if both >= checker.answer_threshold:
             return claims
         score = max(score, both)
     checker.result.dropped += [f"{str(c.get('claim', ''))} -- dropped: the model's answer ({said!r}) does not answer "
-                               f"the question (P(yes) {score:.2f} < {checker.threshold:.2f}, {how})" for c in claims]
+                               f"the question (P(yes) {score:.2f} < {checker.answer_threshold:.2f}, {how})" for c in claims]
     return []
 
 
@@ -324,10 +326,13 @@ class Generator:
         self.llm = llm if llm is not None else make_llm(self.spec, config, self.options)
         self.name = self.spec.name
         self.local = hasattr(self.llm, "engine") or self.spec.kind == "gguf"
+        # "Question: Q Answer: A." has its own threshold (rag/data/logprob_judge_calibration.json "answer")
+        self.answer_threshold = None
         if support is None and os.environ.get("RAG_SELF_CHECK", "on").strip().lower() not in ("off", "0", "no"):
-            from rag.judge.self_check import SelfCheck, THRESHOLD
+            from rag.judge.self_check import ANSWER_THRESHOLD, THRESHOLD, SelfCheck
 
             support, support_threshold = SelfCheck(self.llm), support_threshold or THRESHOLD
+            self.answer_threshold = ANSWER_THRESHOLD
         # support(claim, sentence) -> (P(supported), how): the meaning check of each claim
         self.support, self.support_threshold = support, support_threshold if support_threshold is not None else 0.5
         self._formats = None if self.local else response_formats  # remote: best format first, then fall back
@@ -563,7 +568,7 @@ class Generator:
         if says_abstain(said):
             claims = []
         # each claim is checked once the reply is complete: the same model is free only then
-        checker = ClaimChecker(question, ev, self._verifier(), self.support_threshold)
+        checker = ClaimChecker(question, ev, self._verifier(), self.support_threshold, self.answer_threshold)
         claims = answer_first(question, said, ev, claims, checker)
         claims = answers_question(question, said, ev, claims, checker)
         for claim in claims or []:

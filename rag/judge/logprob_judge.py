@@ -140,6 +140,15 @@ def load_threshold(path: Path = CALIBRATION) -> float:
         return 0.5
 
 
+def load_answer_threshold(path: Path = CALIBRATION) -> float:
+    """The threshold of "Question: Q Answer: A." (does a short answer answer the question), lower than the
+    claim check's: a two-step question's right answer scores 0.45-0.57 against one sentence."""
+    try:
+        return float(json.loads(path.read_text())["answer"]["threshold"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return load_threshold(path)
+
+
 def load_aggregation(path: Path = CALIBRATION) -> str:
     try:
         name = json.loads(path.read_text())["output"]["aggregation"]

@@ -20,9 +20,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from rag.judge.judges import LLMJudge
-from rag.judge.logprob_judge import load_threshold, support_probability
+from rag.judge.logprob_judge import load_answer_threshold, load_threshold, support_probability
 
 THRESHOLD = load_threshold()
+ANSWER_THRESHOLD = load_answer_threshold()
 
 
 @dataclass

@@ -294,7 +294,7 @@ def window_around(sentence: str, text: str, budget: int, rng: random.Random) -> 
 
 
 def qwen_examples(path: Path, budget: int, soft_weight: float, dev_share: int = 5, augment: bool = False,
-                  rng: random.Random | None = None):
+                  rng: random.Random | None = None, augment_edits: bool = False):
     """(claim, evidence, target, kind) from bench/qwen_paraphrases.py's file, split by article:
     one article in ``dev_share`` goes to the held-out pairs (hard labels, kind "qwen", the sentence alone
     as evidence), the rest trains.
@@ -306,7 +306,8 @@ def qwen_examples(path: Path, budget: int, soft_weight: float, dev_share: int = 
     ``augment`` adds, per source sentence, pairs whose labels follow from those already set: the sentence
     as a claim against its own paraphrase (1), and every contradiction of the sentence against its
     paraphrase (0): a false claim that shares *fewer* words with its evidence than the true one does, the
-    opposite of what word overlap predicts."""
+    opposite of what word overlap predicts. ``augment_edits`` adds the paraphrase made false by one rule-made
+    edit (``bench/synthetic_claims.py``) against the sentence: false claims in new words."""
     import zlib
 
     rng = rng or random.Random(7)
@@ -327,12 +328,21 @@ def qwen_examples(path: Path, budget: int, soft_weight: float, dev_share: int = 
         train.append((r["claim"], evidence, round(target, 4), r["kind"]))
         by_sentence.setdefault((r["article"], r["evidence"]), []).append(r)
     if augment:
-        for (_, sentence), rows in by_sentence.items():
+        texts = list(articles.values())
+        for (article, sentence), rows in by_sentence.items():
             paraphrases = [r["claim"] for r in rows if r["label"] == 1 and r["kind"] == "qwen_paraphrase"]
             false = [r["claim"] for r in rows if r["label"] == 0]
+            body = articles.get(article, "")
+            names, nums = synth.names_in(body), numbers_in(body)
             for p in paraphrases:
                 train.append((sentence, p, 1.0, "qwen_aug_reverse"))
                 train += [(f, p, 0.0, "qwen_aug_false_vs_paraphrase") for f in false]
+                if augment_edits:  # the paraphrase made false (a name, number, negation, added clause...)
+                    foreign = [x.text(t) for t in [rng.choice(texts)] for x in sentence_spans(t)][1:]
+                    changed = synth.contradict(p, rng, names, nums, rng.choice(foreign) if foreign else "")
+                    if changed and changed[0] != p:
+                        train.append((changed[0], window_around(sentence, body, budget, rng), 0.0,
+                                      f"qwen_aug_paraphrase_{changed[1]}"))
     return train, held
 
 
@@ -664,6 +674,8 @@ def main() -> None:
     ap.add_argument("--held-limit", type=int, help="measure on the first N held-out items only")
     ap.add_argument("--qwen-pairs", type=Path, help="judge: bench/qwen_paraphrases.py output, added to the training data")
     ap.add_argument("--qwen-repeat", type=int, default=2, help="judge: each Qwen pair this many times")
+    ap.add_argument("--qwen-augment-edits", action="store_true",
+                    help="judge: with --qwen-augment, also each paraphrase made false by a rule-made edit")
     ap.add_argument("--qwen-augment", action="store_true",
                     help="judge: add the pairs whose labels follow from the Qwen pairs (see qwen_examples)")
     ap.add_argument("--soft-weight", type=float, default=0.3,
@@ -725,7 +737,8 @@ def main() -> None:
     chosen = [train_rows[i] for i in sub]
     if args.qwen_pairs and args.task == "judge":
         qwen, qwen_held = qwen_examples(args.qwen_pairs, cfg["evidence_budget"], args.soft_weight,
-                                        augment=args.qwen_augment, rng=random.Random(args.seed))
+                                        augment=args.qwen_augment, rng=random.Random(args.seed),
+                                        augment_edits=args.qwen_augment_edits)
         print(f"Qwen pairs: {len(qwen)} training, {len(qwen_held)} held out, from {args.qwen_pairs}; training by kind:",
               dict(Counter(r[3] for r in qwen)), flush=True)
         chosen += qwen * args.qwen_repeat

@@ -208,6 +208,16 @@ class ClaimChecker:
         return next(c for c in r.citations if c.id == r.ids[key])
 
 
+def checkable_answer(question: str, said: str | None) -> str:
+    """The model's short answer when it can be checked as "Question: Q Answer: A." (a few words, not
+    yes/no, not an abstention, not an overview), else ""."""
+    said = (said or "").strip(" .")
+    if (not said or says_abstain(said) or is_overview(question) or len(said.split()) > 6
+            or re.match(r"(?i)(?:yes|no)\b", said)):
+        return ""
+    return said
+
+
 def answer_first(question: str, said: str, ev: evidence_mod.Evidence, claims, checker: ClaimChecker):
     """The claims to check, given the model's short answer ``said``.
 
@@ -220,9 +230,8 @@ def answer_first(question: str, said: str, ev: evidence_mod.Evidence, claims, ch
     example this form scored 0.78 for the right sentence and answer, 0.18-0.23 for a wrong answer or
     sentence; "The answer to the question Q is A." 0.56, under the threshold); the claims go to
     ``dropped_claims`` with the reason."""
-    said = (said or "").strip(" .")
-    if not claims or not said or says_abstain(said) or is_overview(question) or len(said.split()) > 6 \
-            or re.match(r"(?i)(?:yes|no)\b", said):
+    said = checkable_answer(question, said)
+    if not claims or not said:
         return claims
     holds = re.compile(rf"(?<!\w){re.escape(said)}(?!\w)", re.I)
     holders = [q for q in ev.quotes if holds.search(q.text)]
@@ -251,9 +260,8 @@ def answers_question(question: str, said: str, ev: evidence_mod.Evidence, claims
     holding most of the question's other words; under the threshold both times, the claims go to
     ``dropped_claims`` with that reason and the answer abstains. ``answer_first``'s answers were
     checked in this form already."""
-    said = (said or "").strip(" .")
-    if (not claims or not said or checker.verify is None or says_abstain(said) or is_overview(question)
-            or len(said.split()) > 6 or re.match(r"(?i)(?:yes|no)\b", said) or any("check_as" in c for c in claims)):
+    said = checkable_answer(question, said)
+    if not claims or not said or checker.verify is None or any("check_as" in c for c in claims):
         return claims
     first = claims[0]
     text = " ".join(_MARKERS.sub("", str(first.get("claim", ""))).split())
